@@ -1,0 +1,188 @@
+// pgfence schema, version 1: the leases table, the fencing-token sequence and the functions
+// that acquire, renew, release and check leases in one round trip each.
+//
+// Append-only: never edit a migration that has shipped; add a new file instead.
+// The schema name is chosen by the caller (node-pg-migrate sets search_path to it), so every
+// object below is qualified with the current schema, quoted, at migration time: the functions
+// then resolve names without depending on the search_path of whoever calls them.
+import { createHash } from 'node:crypto';
+
+/** @param {import('node-pg-migrate').MigrationBuilder} pgm */
+async function currentSchema(pgm) {
+  const [row] = await pgm.db.select('SELECT current_schema() AS schema');
+  if (!row || typeof row.schema !== 'string') {
+    throw new Error('pgfence migrations must run with search_path set to the pgfence schema');
+  }
+  return row.schema;
+}
+
+/** The int4 class id under which acquirers of one key serialise (pg_advisory_xact_lock(int4, int4)). */
+function serialisationClassId(schema) {
+  return createHash('sha256').update(`pgfence-acquire\0${schema}`).digest().readInt32BE(0);
+}
+
+/** @param {import('node-pg-migrate').MigrationBuilder} pgm */
+export async function up(pgm) {
+  const schema = await currentSchema(pgm);
+  const s = `"${schema}"`;
+  const classId = serialisationClassId(schema);
+  const channel = `${schema}.released`;
+
+  pgm.sql(`
+    CREATE TABLE ${s}.leases (
+      key         text        PRIMARY KEY CHECK (char_length(key) BETWEEN 1 AND 256),
+      owner       text        NOT NULL,
+      token       bigint      NOT NULL,
+      acquired_at timestamptz NOT NULL,
+      expires_at  timestamptz NOT NULL,
+      metadata    jsonb
+    )`);
+  // The reaper and the "who holds what" views look rows up by expiry.
+  pgm.sql(`CREATE INDEX leases_expires_at_idx ON ${s}.leases (expires_at)`);
+
+  // Fencing tokens. NO CYCLE: a token that wraps around is no token. The sequence is WAL-logged
+  // ahead of use and acquiring commits synchronously, so a crash never makes it go back.
+  pgm.sql(`CREATE SEQUENCE ${s}.fence_tokens AS bigint MINVALUE 1 NO MAXVALUE NO CYCLE`);
+
+  // True only while (key, token) is the live lease, by the database clock. FOR SHARE holds the
+  // lease row until the caller's transaction ends: a guarded write
+  //   UPDATE t SET … WHERE id = $1 AND pgfence.is_current($2, $3)
+  // then commits before any new holder can take the key over, never after.
+  pgm.sql(`
+    CREATE FUNCTION ${s}.is_current(p_key text, p_token bigint) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT AS $fn$
+      SELECT EXISTS (
+        SELECT 1 FROM ${s}.leases l
+        WHERE l.key = p_key AND l.token = p_token AND l.expires_at > clock_timestamp()
+        FOR SHARE
+      )
+    $fn$`);
+
+  // Acquire any of p_keys that are free or expired, in one statement and one commit.
+  // Returns a row per distinct key: acquired, and then this term's token and expiry; or not,
+  // and then the current holder's expiry (null if none), to time the next attempt.
+  //
+  // Tokens are drawn only after this transaction holds the per-key serialisation lock, so
+  // for any one key tokens reach the table in the order they were drawn (a token drawn
+  // before serialising, e.g. in an INSERT's VALUES, could land after a larger one).
+  // Locks are taken in a fixed order so two multi-key acquirers never deadlock.
+  // synchronous_commit is forced on: a token must never be reissued after a crash.
+  pgm.sql(`
+    CREATE FUNCTION ${s}.acquire_leases(
+      p_keys text[], p_owner text, p_ttl_ms double precision[], p_metadata jsonb[]
+    ) RETURNS TABLE (
+      key text, acquired boolean, token bigint, acquired_at timestamptz,
+      expires_at timestamptz, db_now timestamptz
+    )
+    LANGUAGE plpgsql VOLATILE AS $fn$
+    #variable_conflict use_column
+    DECLARE
+      v_key text;
+      v_now timestamptz;
+    BEGIN
+      IF p_keys IS NULL OR p_owner IS NULL OR p_ttl_ms IS NULL
+         OR cardinality(p_ttl_ms) <> cardinality(p_keys)
+         OR (p_metadata IS NOT NULL AND cardinality(p_metadata) <> cardinality(p_keys)) THEN
+        RAISE EXCEPTION 'acquire_leases: keys, ttls and metadata must be arrays of one length'
+          USING ERRCODE = '22023';
+      END IF;
+      PERFORM set_config('synchronous_commit', 'on', true);
+      FOR v_key IN
+        SELECT DISTINCT u.k FROM unnest(p_keys) AS u(k) ORDER BY 1
+      LOOP
+        PERFORM pg_advisory_xact_lock(${classId}, hashtext(v_key));
+      END LOOP;
+      v_now := clock_timestamp();
+
+      RETURN QUERY
+      WITH wanted AS (
+        SELECT DISTINCT ON (u.k) u.k, u.ttl, u.md
+        FROM unnest(p_keys, p_ttl_ms, coalesce(p_metadata, array_fill(NULL::jsonb, ARRAY[cardinality(p_keys)])))
+          AS u(k, ttl, md)
+        ORDER BY u.k
+      ),
+      free AS (
+        SELECT w.* FROM wanted w
+        WHERE NOT EXISTS (
+          SELECT 1 FROM ${s}.leases l WHERE l.key = w.k AND l.expires_at > v_now
+        )
+      ),
+      taken AS (
+        INSERT INTO ${s}.leases AS l (key, owner, token, acquired_at, expires_at, metadata)
+        SELECT f.k, p_owner, nextval('${s}.fence_tokens'), v_now,
+               v_now + f.ttl * interval '1 millisecond', f.md
+        FROM free f
+        ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE
+          SET owner = EXCLUDED.owner, token = EXCLUDED.token, acquired_at = EXCLUDED.acquired_at,
+              expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata
+          WHERE l.expires_at <= v_now
+        RETURNING l.key, l.token, l.acquired_at, l.expires_at
+      )
+      SELECT w.k, t.key IS NOT NULL, t.token, t.acquired_at,
+             coalesce(t.expires_at, (SELECT l.expires_at FROM ${s}.leases l WHERE l.key = w.k)),
+             v_now
+      FROM wanted w LEFT JOIN taken t ON t.key = w.k;
+    END
+    $fn$`);
+
+  // Extend leases, each scoped to its own term: a holder whose token was superseded, or whose
+  // lease already expired by the database clock, renews nothing. Durable, like acquiring:
+  // a renewal lost in a crash would let the lease expire earlier than its holder was told.
+  pgm.sql(`
+    CREATE FUNCTION ${s}.renew_leases(p_keys text[], p_tokens bigint[], p_ttl_ms double precision[])
+    RETURNS TABLE (key text, token bigint, expires_at timestamptz, db_now timestamptz)
+    LANGUAGE plpgsql VOLATILE AS $fn$
+    #variable_conflict use_column
+    DECLARE
+      v_now timestamptz;
+    BEGIN
+      PERFORM set_config('synchronous_commit', 'on', true);
+      v_now := clock_timestamp();
+      RETURN QUERY
+      UPDATE ${s}.leases AS l
+      SET expires_at = v_now + u.ttl * interval '1 millisecond'
+      FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
+      WHERE l.key = u.k AND l.token = u.t AND l.expires_at > v_now
+      RETURNING l.key, l.token, l.expires_at, v_now;
+    END
+    $fn$`);
+
+  // Release leases, each scoped to its own term, and wake waiters through NOTIFY (sent at
+  // commit). The commit need not be durable: a release lost in a crash only means the lease
+  // runs out its TTL, which every waiter already allows for.
+  pgm.sql(`
+    CREATE FUNCTION ${s}.release_leases(p_keys text[], p_tokens bigint[])
+    RETURNS TABLE (key text, token bigint)
+    LANGUAGE plpgsql VOLATILE AS $fn$
+    #variable_conflict use_column
+    DECLARE
+      v_key text;
+      v_token bigint;
+    BEGIN
+      PERFORM set_config('synchronous_commit', 'off', true);
+      FOR v_key, v_token IN
+        DELETE FROM ${s}.leases AS l
+        USING unnest(p_keys, p_tokens) AS u(k, t)
+        WHERE l.key = u.k AND l.token = u.t
+        RETURNING l.key, l.token
+      LOOP
+        PERFORM pg_notify('${channel}', v_key);
+        key := v_key;
+        token := v_token;
+        RETURN NEXT;
+      END LOOP;
+    END
+    $fn$`);
+}
+
+/** @param {import('node-pg-migrate').MigrationBuilder} pgm */
+export async function down(pgm) {
+  const schema = await currentSchema(pgm);
+  const s = `"${schema}"`;
+  pgm.sql(`DROP FUNCTION ${s}.release_leases(text[], bigint[])`);
+  pgm.sql(`DROP FUNCTION ${s}.renew_leases(text[], bigint[], double precision[])`);
+  pgm.sql(`DROP FUNCTION ${s}.acquire_leases(text[], text, double precision[], jsonb[])`);
+  pgm.sql(`DROP FUNCTION ${s}.is_current(text, bigint)`);
+  pgm.sql(`DROP SEQUENCE ${s}.fence_tokens`);
+  pgm.sql(`DROP TABLE ${s}.leases`);
+}

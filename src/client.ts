@@ -1,0 +1,74 @@
+import { Database } from './db/database.js';
+import { ClosedError } from './errors.js';
+import { resolveOptions, type PgFenceOptions } from './options.js';
+import { runMigrations } from './schema/migrate.js';
+import { SessionLockManager } from './advisory/session-lock-manager.js';
+import { xactLock } from './advisory/xact-lock.js';
+import { LeaseManager } from './lease/lease-manager.js';
+import { isCurrent } from './lease/is-current.js';
+import { Claimer } from './claim/claimer.js';
+import { reap } from './reaper/reap.js';
+import { ReaperLoop } from './reaper/reaper-loop.js';
+import { inspect } from './inspect.js';
+import type { PgFence } from './types.js';
+
+/**
+ * Creates a `PgFence`: advisory locks, leases with fencing tokens, claiming and reaping over
+ * one PostgreSQL connection pool. This function only wires the parts together; each lives in
+ * its own module.
+ */
+export function createPgFence(options: PgFenceOptions): PgFence {
+  const resolved = resolveOptions(options);
+  const db = new Database(resolved);
+  const advisory = new SessionLockManager(db, resolved);
+  const leases = new LeaseManager(db, resolved);
+  const claimer = new Claimer(db, leases, resolved);
+  const reapers = new Set<ReaperLoop>();
+  let closed: Promise<void> | undefined;
+
+  const open = (): void => {
+    if (closed) throw new ClosedError();
+  };
+
+  const fence: PgFence = {
+    schema: resolved.schema,
+    owner: resolved.owner,
+
+    migrate: async (migrateOptions) => (
+      open(),
+      runMigrations(db.pool, resolved.schema, migrateOptions)
+    ),
+
+    lock: async (key, lockOptions) => (open(), advisory.lock(key, lockOptions)),
+    tryLock: async (key) => (open(), advisory.tryLock(key)),
+    withLock: async (key, fn, lockOptions) => (open(), advisory.withLock(key, fn, lockOptions)),
+    xactLock: async (trx, key, lockOptions) => (open(), xactLock(resolved, trx, key, lockOptions)),
+
+    lease: async (key, leaseOptions) => (open(), leases.lease(key, leaseOptions)),
+    tryLease: async (key, leaseOptions) => (open(), leases.tryLease(key, leaseOptions)),
+    withLease: async (key, fn, leaseOptions) => (open(), leases.withLease(key, fn, leaseOptions)),
+
+    claim: async (claimOptions) => (open(), claimer.claim(claimOptions)),
+    isCurrent: async (key, token) => (open(), isCurrent(db, key, token)),
+
+    reap: async (reapOptions) => (open(), reap(db, reapOptions)),
+    startReaper: (reaperOptions) => {
+      open();
+      const loop = new ReaperLoop(db, resolved, reaperOptions, () => reapers.delete(loop));
+      reapers.add(loop);
+      return loop;
+    },
+    inspect: async (inspectOptions) => (open(), inspect(db, advisory, inspectOptions)),
+
+    close: () => {
+      closed ??= (async () => {
+        await Promise.allSettled([...reapers].map((r) => r.stop()));
+        await Promise.allSettled([leases.close(), advisory.close()]);
+        await db.close();
+      })();
+      return closed;
+    },
+    [Symbol.asyncDispose]: () => fence.close(),
+  };
+  return Object.freeze(fence);
+}

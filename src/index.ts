@@ -1,0 +1,35 @@
+export { createPgFence } from './client.js';
+export {
+  LockError,
+  InvalidArgumentError,
+  InvalidKeyError,
+  LockLostError,
+  LockTimeoutError,
+  DeadlockError,
+  AlreadyReleasedError,
+  NotMigratedError,
+  NotInTransactionError,
+  SessionChangedError,
+  ClosedError,
+} from './errors.js';
+export type { LockErrorCode } from './errors.js';
+export type { PgFenceOptions } from './options.js';
+export type { MigrateOptions, MigrationRun } from './schema/migrate.js';
+export type {
+  PgFence,
+  Lease,
+  LeaseOptions,
+  TryLeaseOptions,
+  AdvisoryLock,
+  LockOptions,
+  XactLockOptions,
+  ClaimOptions,
+  ReapOptions,
+  ReapPass,
+  Reaper,
+  ReaperOptions,
+  InspectOptions,
+  Inspection,
+  LeaseInfo,
+  AdvisoryLockInfo,
+} from './types.js';

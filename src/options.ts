@@ -1,0 +1,228 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type pg from 'pg';
+import { InvalidArgumentError } from './errors.js';
+
+/** Everything `createPgFence` accepts: the connection and every option, side by side. */
+export interface PgFenceOptions {
+  /** A `pg.Pool` the caller already has. pgfence borrows clients from it and never ends it. */
+  pool?: pg.Pool;
+  /** A connection string; pgfence then opens its own pool and closes it in `close()`. */
+  connectionString?: string;
+  /** Size of the pool pgfence opens for `connectionString`. Default 10. */
+  poolSize?: number;
+  /** Schema holding pgfence's tables and functions: a plain lower-case identifier. Default `pgfence`. */
+  schema?: string;
+  /** Who holds the leases this instance takes. Default `host:pid:random`, unique per `PgFence`. */
+  owner?: string;
+  /** Default lease time-to-live in milliseconds. Default 30,000. */
+  ttlMs?: number;
+  /** Default time `lease`, `lock`, `withLease` and `withLock` wait. Default 30,000; `Infinity` waits for ever. */
+  waitMs?: number;
+  /**
+   * How long before the database's expiry a holder stops trusting its lease. Default: the smaller
+   * of 1,000 ms and a tenth of the TTL.
+   */
+  safetyMarginMs?: number;
+  /** Auto-renewal runs every `ttl × renewFraction`. Default 1/3. */
+  renewFraction?: number;
+  /** How many dedicated session connections advisory locks share. Default 2. */
+  advisorySessions?: number;
+  /** How often an advisory session with locks is checked to be alive. Default 2,000 ms. */
+  livenessIntervalMs?: number;
+  /** `application_name` of pgfence's own connections. Default `pgfence`. */
+  applicationName?: string;
+  /** Called with errors from background work (renewals, listeners) that no caller awaits. */
+  onError?: (error: unknown) => void;
+}
+
+/** `PgFenceOptions` after validation, with every default filled in. @internal */
+export interface ResolvedOptions {
+  readonly pool: pg.Pool | undefined;
+  readonly connectionString: string | undefined;
+  readonly poolSize: number;
+  readonly schema: string;
+  readonly owner: string;
+  readonly ttlMs: number;
+  readonly waitMs: number;
+  readonly safetyMarginMs: number | undefined;
+  readonly renewFraction: number;
+  readonly advisorySessions: number;
+  readonly livenessIntervalMs: number;
+  readonly applicationName: string;
+  readonly onError: (error: unknown) => void;
+}
+
+export const DEFAULT_SCHEMA = 'pgfence';
+/** Longest schema name accepted: 63 bytes is PostgreSQL's limit, less room for derived names. */
+export const MAX_SCHEMA_LENGTH = 48;
+/** TTLs beyond a year are refused: a lease meant to last that long is a configuration mistake. */
+export const MAX_TTL_MS = 365 * 24 * 3600 * 1000;
+/** Waits beyond a year (other than Infinity) are refused for the same reason. */
+export const MAX_WAIT_MS = 365 * 24 * 3600 * 1000;
+
+const KNOWN_OPTIONS = new Set<string>([
+  'pool',
+  'connectionString',
+  'poolSize',
+  'schema',
+  'owner',
+  'ttlMs',
+  'waitMs',
+  'safetyMarginMs',
+  'renewFraction',
+  'advisorySessions',
+  'livenessIntervalMs',
+  'applicationName',
+  'onError',
+]);
+
+/** Validates `createPgFence`'s options and returns them frozen, defaults filled in. */
+export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError(
+      'createPgFence needs an options object: { pool } or { connectionString }',
+    );
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(name)) {
+      throw new InvalidArgumentError(`unknown option "${name}"`);
+    }
+  }
+  const { pool, connectionString } = options;
+  if ((pool === undefined) === (connectionString === undefined)) {
+    throw new InvalidArgumentError('pass exactly one of "pool" and "connectionString"');
+  }
+  if (pool !== undefined && (typeof pool !== 'object' || typeof pool.connect !== 'function')) {
+    throw new InvalidArgumentError('"pool" must be a pg.Pool');
+  }
+  if (
+    connectionString !== undefined &&
+    (typeof connectionString !== 'string' || connectionString === '')
+  ) {
+    throw new InvalidArgumentError('"connectionString" must be a non-empty string');
+  }
+  const ttlMs = options.ttlMs === undefined ? 30_000 : validateTtl(options.ttlMs);
+  const margin = options.safetyMarginMs;
+  if (margin !== undefined && !(Number.isFinite(margin) && margin >= 0 && margin < ttlMs)) {
+    throw new InvalidArgumentError(
+      '"safetyMarginMs" must be a number from 0 up to (not including) ttlMs',
+    );
+  }
+  const onError = options.onError ?? (() => {});
+  if (typeof onError !== 'function') {
+    throw new InvalidArgumentError('"onError" must be a function');
+  }
+  return Object.freeze({
+    pool,
+    connectionString,
+    poolSize: positiveInteger('poolSize', options.poolSize, 10, 1_000),
+    schema: validateSchemaName(options.schema ?? DEFAULT_SCHEMA),
+    owner: validateOwner(options.owner ?? defaultOwner()),
+    ttlMs,
+    waitMs: options.waitMs === undefined ? 30_000 : validateWait(options.waitMs),
+    safetyMarginMs: margin,
+    renewFraction: fraction('renewFraction', options.renewFraction, 1 / 3),
+    advisorySessions: positiveInteger('advisorySessions', options.advisorySessions, 2, 64),
+    livenessIntervalMs: positiveInteger(
+      'livenessIntervalMs',
+      options.livenessIntervalMs,
+      2_000,
+      3_600_000,
+    ),
+    applicationName: validateApplicationName(options.applicationName ?? 'pgfence'),
+    onError,
+  });
+}
+
+/** A plain lower-case SQL identifier, so it never needs escaping beyond double quotes. */
+export function validateSchemaName(schema: unknown): string {
+  if (
+    typeof schema !== 'string' ||
+    !/^[a-z_][a-z0-9_]*$/.test(schema) ||
+    schema.length > MAX_SCHEMA_LENGTH
+  ) {
+    throw new InvalidArgumentError(
+      `schema must be a plain identifier (lower-case letters, digits and "_", not starting with a digit, ` +
+        `at most ${MAX_SCHEMA_LENGTH} characters), got ${JSON.stringify(String(schema))}`,
+    );
+  }
+  return schema;
+}
+
+/** A lease TTL in milliseconds: finite, positive, at most a year. */
+export function validateTtl(ttlMs: unknown, name = 'ttlMs'): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TTL_MS) {
+    throw new InvalidArgumentError(
+      `"${name}" must be a number of milliseconds above 0 and at most ${MAX_TTL_MS}, got ${String(ttlMs)}`,
+    );
+  }
+  return ttlMs;
+}
+
+/** A wait in milliseconds: 0 (do not wait), a finite positive number, or Infinity. */
+export function validateWait(waitMs: unknown, name = 'waitMs'): number {
+  if (
+    typeof waitMs !== 'number' ||
+    Number.isNaN(waitMs) ||
+    waitMs < 0 ||
+    (waitMs > MAX_WAIT_MS && waitMs !== Infinity)
+  ) {
+    throw new InvalidArgumentError(
+      `"${name}" must be 0, a positive number of milliseconds up to ${MAX_WAIT_MS}, or Infinity; got ${String(waitMs)}`,
+    );
+  }
+  return waitMs;
+}
+
+/** Validates an `AbortSignal` option; undefined is allowed. */
+export function validateSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError('"signal" must be an AbortSignal');
+  }
+  return signal;
+}
+
+function validateOwner(owner: unknown): string {
+  if (
+    typeof owner !== 'string' ||
+    owner.length === 0 ||
+    owner.length > 256 ||
+    owner.includes('\0')
+  ) {
+    throw new InvalidArgumentError('"owner" must be a non-empty string of at most 256 characters');
+  }
+  return owner;
+}
+
+function validateApplicationName(name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 63) {
+    throw new InvalidArgumentError('"applicationName" must be a string of 1 to 63 characters');
+  }
+  return name;
+}
+
+function defaultOwner(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+}
+
+function positiveInteger(name: string, value: unknown, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidArgumentError(
+      `"${name}" must be a whole number from 1 to ${max}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+function fraction(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value > 0 && value < 1)) {
+    throw new InvalidArgumentError(
+      `"${name}" must be a number between 0 and 1 (exclusive), got ${String(value)}`,
+    );
+  }
+  return value;
+}

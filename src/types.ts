@@ -1,0 +1,167 @@
+import type { MigrateOptions, MigrationRun } from './schema/migrate.js';
+
+/** Options of `lease` and `withLease`. */
+export interface LeaseOptions {
+  /** Time-to-live in milliseconds. Default: the `PgFence`'s `ttlMs` (30 s). */
+  ttlMs?: number;
+  /** How long to wait for the key. Default: the `PgFence`'s `waitMs` (30 s); `Infinity` waits for ever. */
+  waitMs?: number;
+  /** Renew the lease in the background until it is released. Default off (on for `withLease`). */
+  autoRenew?: boolean;
+  /** Abort the wait; the wait then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Stored with the lease (jsonb), visible to `inspect`. */
+  metadata?: Record<string, unknown>;
+}
+
+/** Options of `tryLease`: like `LeaseOptions`, without waiting. */
+export type TryLeaseOptions = Omit<LeaseOptions, 'waitMs' | 'signal'>;
+
+/** A lease: a row in `<schema>.leases` held until it is released or its TTL passes unrenewed. */
+export interface Lease extends AsyncDisposable {
+  readonly key: string;
+  /** The fencing token of this term: larger than every token issued before it. */
+  readonly token: bigint;
+  readonly owner: string;
+  /** When the lease expires by the database clock, as of the last acquire or renewal. */
+  readonly expiresAt: Date;
+  /** Aborts with a `LockLostError` when the lease is lost, before the holder could wrongly trust it. */
+  readonly signal: AbortSignal;
+  /** Extends the lease by `ttlMs` (default: its own TTL) from now. Throws `LockLostError` if it is gone. */
+  extend(ttlMs?: number): Promise<void>;
+  /** Releases the lease: `true` if this call released it, `false` if it had already been lost. */
+  release(): Promise<boolean>;
+}
+
+/** Options of `lock` and `withLock`. */
+export interface LockOptions {
+  /** How long to wait. Default: the `PgFence`'s `waitMs` (30 s); `Infinity` waits for ever. */
+  waitMs?: number;
+  /** Abort the wait; the wait then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** A session advisory lock: no disk write, gone when released or when its connection dies. */
+export interface AdvisoryLock extends AsyncDisposable {
+  readonly key: string | bigint;
+  /** Aborts with a `LockLostError` when the lock's session dies. */
+  readonly signal: AbortSignal;
+  /** Releases the lock: `true` if this call released it, `false` if it had already been lost. */
+  release(): Promise<boolean>;
+}
+
+/** Options of `xactLock`. */
+export interface XactLockOptions {
+  /** How long to wait. Default: the `PgFence`'s `waitMs`; `0` tries once. */
+  waitMs?: number;
+}
+
+/** Options of `claim`: either `from` (a query over the caller's table) or `keys`. */
+export interface ClaimOptions {
+  /** A Kysely query or `sql` fragment yielding a `key` column; its rows are locked SKIP LOCKED. */
+  from?: unknown;
+  /** Keys to take free ones from, for work that has no table. */
+  keys?: readonly string[];
+  /** How many leases at most. */
+  limit: number;
+  /** Time-to-live of each lease. Default: the `PgFence`'s `ttlMs`. */
+  ttlMs?: number;
+  /** Renew the claimed leases in the background. Default off. */
+  autoRenew?: boolean;
+}
+
+/** Options of `reap`. */
+export interface ReapOptions {
+  /** Rows deleted per statement. Default 1,000. */
+  batchSize?: number;
+}
+
+/** What one reaper pass did. */
+export interface ReapPass {
+  deleted: number;
+  durationMs: number;
+}
+
+/** Options of `startReaper`. */
+export interface ReaperOptions extends ReapOptions {
+  /** Time between passes, jittered. Default 60,000 ms. */
+  intervalMs?: number;
+  /** Called after each pass, e.g. to feed metrics. */
+  onPass?: (pass: ReapPass) => void;
+  /** Called when a pass fails; the reaper carries on. */
+  onError?: (error: unknown) => void;
+}
+
+/** A running reaper. */
+export interface Reaper {
+  /** Stops the reaper; resolves once the pass in flight (if any) has finished. */
+  stop(): Promise<void>;
+}
+
+/** Options of `inspect`. */
+export interface InspectOptions {
+  /** Only keys starting with this prefix. */
+  prefix?: string;
+}
+
+/** A live lease, as `inspect` reports it. */
+export interface LeaseInfo {
+  key: string;
+  owner: string;
+  token: bigint;
+  acquiredAt: Date;
+  expiresAt: Date;
+  metadata: unknown;
+}
+
+/** An advisory lock held through pgfence, as `inspect` reports it. */
+export interface AdvisoryLockInfo {
+  /** The key, when this process took it (hashes cannot be reversed); otherwise null. */
+  key: string | bigint | null;
+  /** The 64-bit advisory lock id. */
+  lockId: bigint;
+  pid: number;
+  applicationName: string | null;
+  granted: boolean;
+}
+
+/** Everything `inspect` reports. */
+export interface Inspection {
+  leases: LeaseInfo[];
+  advisory: AdvisoryLockInfo[];
+}
+
+/** The façade `createPgFence` returns. */
+export interface PgFence extends AsyncDisposable {
+  readonly schema: string;
+  readonly owner: string;
+
+  migrate(options?: MigrateOptions): Promise<MigrationRun[]>;
+
+  lock(key: string | bigint, options?: LockOptions): Promise<AdvisoryLock>;
+  tryLock(key: string | bigint): Promise<AdvisoryLock | null>;
+  withLock<T>(
+    key: string | bigint,
+    fn: (lock: AdvisoryLock) => Promise<T> | T,
+    options?: LockOptions,
+  ): Promise<T>;
+  xactLock(trx: unknown, key: string | bigint, options?: XactLockOptions): Promise<void>;
+
+  lease(key: string, options?: LeaseOptions): Promise<Lease>;
+  tryLease(key: string, options?: TryLeaseOptions): Promise<Lease | null>;
+  withLease<T>(
+    key: string,
+    fn: (lease: Lease) => Promise<T> | T,
+    options?: LeaseOptions,
+  ): Promise<T>;
+
+  claim(options: ClaimOptions): Promise<Lease[]>;
+  isCurrent(key: string, token: bigint): Promise<boolean>;
+
+  reap(options?: ReapOptions): Promise<number>;
+  startReaper(options?: ReaperOptions): Reaper;
+  inspect(options?: InspectOptions): Promise<Inspection>;
+
+  /** Releases what this instance holds and ends the connections it opened (never the caller's pool). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,87 @@
+// What a test file uses to reach the test database: the URL chosen by global-setup, a pool,
+// and a schema of its own so files can run in parallel on one server.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { createPgFence, type PgFence, type PgFenceOptions } from '../../src/index.js';
+
+export function testUrl(): string {
+  return inject('pgUrl');
+}
+
+export function testProvider(): 'url' | 'docker' | 'embedded' {
+  return inject('pgProvider');
+}
+
+/** A fresh schema name that no other test file uses. */
+export function uniqueSchema(prefix = 't'): string {
+  return `${prefix}_${randomBytes(6).toString('hex')}`;
+}
+
+export function newPool(options: pg.PoolConfig = {}): pg.Pool {
+  const pool = new pg.Pool({ connectionString: testUrl(), max: 10, ...options });
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** A database created for one test (for "an empty database" cases); dropped by `drop()`. */
+export async function createScratchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = uniqueSchema('db');
+  const admin = new pg.Client({ connectionString: testUrl() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(testUrl());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: testUrl() });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+export interface TestFence {
+  schema: string;
+  pool: pg.Pool;
+  fence: PgFence;
+  /** Another PgFence on the same schema (a second process, as far as pgfence can tell). */
+  another(options?: Partial<PgFenceOptions>): PgFence;
+  /** Closes every PgFence made here, drops the schema and ends the pool. */
+  cleanup(): Promise<void>;
+}
+
+/** A migrated schema of its own and a PgFence on it. */
+export async function migratedFence(options: Partial<PgFenceOptions> = {}): Promise<TestFence> {
+  const schema = uniqueSchema();
+  const pool = newPool({ max: 20 });
+  const fences: PgFence[] = [];
+  const another = (extra: Partial<PgFenceOptions> = {}): PgFence => {
+    const f = createPgFence({ connectionString: testUrl(), schema, ...options, ...extra });
+    fences.push(f);
+    return f;
+  };
+  const fence = createPgFence({ pool, schema, ...options });
+  fences.push(fence);
+  await fence.migrate();
+  return {
+    schema,
+    pool,
+    fence,
+    another,
+    async cleanup() {
+      await Promise.allSettled(fences.map((f) => f.close()));
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+      await pool.end();
+    },
+  };
+}
