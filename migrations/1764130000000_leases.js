@@ -128,6 +128,8 @@ export async function up(pgm) {
   // Extend leases, each scoped to its own term: a holder whose token was superseded, or whose
   // lease already expired by the database clock, renews nothing. Durable, like acquiring:
   // a renewal lost in a crash would let the lease expire earlier than its holder was told.
+  // A renewal never shortens a lease (greatest): two renewals of one term that cross (an
+  // auto-renewal and an explicit extend) then leave the later expiry either promised.
   pgm.sql(`
     CREATE FUNCTION ${s}.renew_leases(p_keys text[], p_tokens bigint[], p_ttl_ms double precision[])
     RETURNS TABLE (key text, token bigint, expires_at timestamptz, db_now timestamptz)
@@ -140,7 +142,7 @@ export async function up(pgm) {
       v_now := clock_timestamp();
       RETURN QUERY
       UPDATE ${s}.leases AS l
-      SET expires_at = v_now + u.ttl * interval '1 millisecond'
+      SET expires_at = greatest(l.expires_at, v_now + u.ttl * interval '1 millisecond')
       FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
       WHERE l.key = u.k AND l.token = u.t AND l.expires_at > v_now
       RETURNING l.key, l.token, l.expires_at, v_now;

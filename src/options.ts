@@ -26,6 +26,11 @@ export interface PgFenceOptions {
   safetyMarginMs?: number;
   /** Auto-renewal runs every `ttl × renewFraction`. Default 1/3. */
   renewFraction?: number;
+  /**
+   * Longest a lease waiter sleeps before asking again when no release notification wakes it
+   * (a missed notification; a holder's expiry is timed from the database anyway). Default 5,000.
+   */
+  pollIntervalMs?: number;
   /** How many dedicated session connections advisory locks share. Default 2. */
   advisorySessions?: number;
   /** How often an advisory session with locks is checked to be alive. Default 2,000 ms. */
@@ -47,6 +52,7 @@ export interface ResolvedOptions {
   readonly waitMs: number;
   readonly safetyMarginMs: number | undefined;
   readonly renewFraction: number;
+  readonly pollIntervalMs: number;
   readonly advisorySessions: number;
   readonly livenessIntervalMs: number;
   readonly applicationName: string;
@@ -71,6 +77,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'waitMs',
   'safetyMarginMs',
   'renewFraction',
+  'pollIntervalMs',
   'advisorySessions',
   'livenessIntervalMs',
   'applicationName',
@@ -123,6 +130,7 @@ export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
     waitMs: options.waitMs === undefined ? 30_000 : validateWait(options.waitMs),
     safetyMarginMs: margin,
     renewFraction: fraction('renewFraction', options.renewFraction, 1 / 3),
+    pollIntervalMs: positiveInteger('pollIntervalMs', options.pollIntervalMs, 5_000, 3_600_000),
     advisorySessions: positiveInteger('advisorySessions', options.advisorySessions, 2, 64),
     livenessIntervalMs: positiveInteger(
       'livenessIntervalMs',

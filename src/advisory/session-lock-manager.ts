@@ -1,34 +1,261 @@
+import { performance } from 'node:perf_hooks';
 import type { Database } from '../db/database.js';
-import type { ResolvedOptions } from '../options.js';
+import { isTransient } from '../db/errors.js';
+import {
+  ClosedError,
+  InvalidArgumentError,
+  LockTimeoutError,
+  SessionChangedError,
+} from '../errors.js';
+import { advisoryKeyId, validateAdvisoryKey } from '../keys.js';
+import { validateSignal, validateWait, type ResolvedOptions } from '../options.js';
 import type { AdvisoryLock, LockOptions } from '../types.js';
+import { AdvisorySession, type SessionEnd } from './advisory-session.js';
+import { KeySlots, type Slot } from './key-slots.js';
+import { SessionLock } from './session-lock.js';
+import { delay, settle } from './settle.js';
 
-/** Session advisory locks multiplexed over a few dedicated connections. @internal */
+/**
+ * A waiting caller polls with `pg_try_advisory_lock`, sleeping a jittered, doubling delay
+ * between tries. A blocking `pg_advisory_lock` would hold up every other statement queued on
+ * the shared session; polling keeps the session free, and callers of this process waiting for
+ * the same key do not poll at all (they queue in `KeySlots` and are handed the key in turn).
+ */
+const FIRST_RETRY_MS = 4;
+const MAX_RETRY_MS = 50;
+
+/**
+ * Session advisory locks multiplexed over `advisorySessions` dedicated connections: a lock id
+ * always goes to the same session slot (id mod n). Sessions open on first use; one that dies
+ * takes its locks with it (their signals abort with `LockLostError`) and the next caller gets a
+ * fresh session — a lost lock is never re-taken behind its holder's back.
+ * @internal
+ */
 export class SessionLockManager {
-  constructor(
-    readonly db: Database,
-    readonly options: ResolvedOptions,
-  ) {}
+  readonly #db: Database;
+  readonly #options: ResolvedOptions;
+  readonly #slots = new KeySlots();
+  readonly #opening: (Promise<AdvisorySession> | undefined)[];
+  readonly #live: (AdvisorySession | undefined)[];
+  #closed = false;
 
-  async lock(_key: string | bigint, _options?: LockOptions): Promise<AdvisoryLock> {
-    throw new Error('not implemented yet');
+  constructor(db: Database, options: ResolvedOptions) {
+    this.#db = db;
+    this.#options = options;
+    this.#opening = new Array<undefined>(options.advisorySessions).fill(undefined);
+    this.#live = new Array<undefined>(options.advisorySessions).fill(undefined);
   }
 
-  async tryLock(_key: string | bigint): Promise<AdvisoryLock | null> {
-    throw new Error('not implemented yet');
+  /** Waits up to `waitMs` for the key; rejects with `LockTimeoutError`, or the signal's reason. */
+  async lock(key: string | bigint, options: LockOptions = {}): Promise<AdvisoryLock> {
+    const { display, id } = this.#parseKey(key);
+    const waitMs = validateWait(options?.waitMs ?? this.#options.waitMs);
+    const signal = validateSignal(options?.signal);
+    signal?.throwIfAborted();
+    this.#ensureOpen();
+    const deadline = performance.now() + waitMs;
+    const timeout = (): LockTimeoutError => new LockTimeoutError(String(display), waitMs);
+    const slot = await this.#slots.take(id, deadline, signal, timeout);
+    const lock = await this.#acquire(display, id, slot, waitMs === 0 ? null : deadline, signal);
+    if (!lock) throw timeout();
+    return lock;
   }
 
+  /** The lock if it is free now (in this process and on the server), else null. */
+  async tryLock(key: string | bigint): Promise<AdvisoryLock | null> {
+    const { display, id } = this.#parseKey(key);
+    this.#ensureOpen();
+    const slot = this.#slots.tryTake(id);
+    if (!slot) return null;
+    return this.#acquire(display, id, slot, null, undefined);
+  }
+
+  /** Runs `fn` holding the lock and releases it afterwards, whatever `fn` does. */
   async withLock<T>(
-    _key: string | bigint,
-    _fn: (lock: AdvisoryLock) => Promise<T> | T,
-    _options?: LockOptions,
+    key: string | bigint,
+    fn: (lock: AdvisoryLock) => Promise<T> | T,
+    options?: LockOptions,
   ): Promise<T> {
-    throw new Error('not implemented yet');
+    if (typeof fn !== 'function') {
+      throw new InvalidArgumentError('withLock needs a function to run while holding the lock');
+    }
+    const lock = await this.lock(key, options);
+    try {
+      return await fn(lock);
+    } finally {
+      await lock[Symbol.asyncDispose]();
+    }
   }
 
   /** Keys this process holds, by advisory lock id (for `inspect`). */
   heldKeys(): Map<bigint, string | bigint> {
-    return new Map();
+    const keys = new Map<bigint, string | bigint>();
+    for (const session of this.#live) {
+      for (const [id, { lock }] of session?.held ?? []) keys.set(id, lock.key);
+    }
+    return keys;
   }
 
-  async close(): Promise<void> {}
+  /** Fails waiters with `ClosedError`, aborts every held lock's signal and ends the sessions. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#slots.close();
+    const sessions = await Promise.allSettled(this.#opening.filter((s) => s !== undefined));
+    await Promise.all(
+      sessions.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)),
+    );
+  }
+
+  /**
+   * Takes the lock on the server for a caller that owns the key's slot. `deadline` null means
+   * one try whose answer is awaited. Returns null when the key stayed busy; the slot is then
+   * released (or, for a try still on the wire, released once its answer is dealt with).
+   */
+  async #acquire(
+    display: string | bigint,
+    id: bigint,
+    slot: Slot,
+    deadline: number | null,
+    signal: AbortSignal | undefined,
+  ): Promise<SessionLock | null> {
+    let slotPassedOn = false;
+    let retryMs = FIRST_RETRY_MS;
+    try {
+      for (;;) {
+        this.#ensureOpen();
+        const opened = await settle(this.#session(id), deadline ?? Infinity, signal);
+        if (opened.kind === 'aborted') throw signal!.reason;
+        if (opened.kind === 'timeout') return null;
+        if (opened.kind === 'failed') {
+          // A server restarting refuses connections for a moment: a waiter keeps waiting.
+          if (deadline === null || !isTransient(opened.error)) throw opened.error;
+          if (!(await this.#pause(retryMs, deadline, signal))) return null;
+          retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+          continue;
+        }
+        const session = opened.value;
+        const attempt = session.tryLock(id);
+        const outcome = await settle(attempt, deadline ?? Infinity, signal);
+        if (outcome.kind === 'timeout' || outcome.kind === 'aborted') {
+          // The try is on the wire and may yet be granted: give it back before this process
+          // lets anyone else near the key, so no late grant is left behind on the session.
+          slotPassedOn = true;
+          attempt
+            .then((granted) => (granted ? session.unlock(id) : false))
+            .catch(() => false)
+            .finally(() => slot.release());
+          if (outcome.kind === 'aborted') throw signal!.reason;
+          return null;
+        }
+        if (outcome.kind === 'done' && outcome.value && session.alive) {
+          const lock = new SessionLock(display, id, () => this.#release(session, id, slot));
+          session.held.set(id, { lock, slot });
+          slotPassedOn = true;
+          return lock;
+        }
+        if (
+          outcome.kind === 'failed' &&
+          (session.alive ||
+            this.#closed ||
+            deadline === null ||
+            outcome.error instanceof SessionChangedError) // a pooler: retrying cannot help
+        ) {
+          throw outcome.error;
+        }
+        // Busy, or the session died under the try (so nothing was left on the server): wait
+        // and try again, on a fresh session if need be.
+        if (deadline === null || !(await this.#pause(retryMs, deadline, signal))) return null;
+        retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+      }
+    } finally {
+      if (!slotPassedOn) slot.release();
+    }
+  }
+
+  /** Sleeps a jittered `ms` (never past the deadline); false if the deadline has come. */
+  async #pause(ms: number, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    const slept = await settle(
+      delay(Math.min(ms * (0.5 + Math.random() / 2), left)),
+      Infinity,
+      signal,
+    );
+    if (slept.kind === 'aborted') throw signal!.reason;
+    return true;
+  }
+
+  async #release(session: AdvisorySession, id: bigint, slot: Slot): Promise<boolean> {
+    session.held.delete(id);
+    try {
+      return await session.unlock(id);
+    } catch {
+      return false; // the session died meanwhile, and the server dropped the lock with it
+    } finally {
+      slot.release();
+    }
+  }
+
+  /** The session of a lock id's slot, opened on first use and again after one died. */
+  #session(id: bigint): Promise<AdvisorySession> {
+    const n = BigInt(this.#opening.length);
+    const i = Number(((id % n) + n) % n);
+    let opening = this.#opening[i];
+    if (!opening) {
+      opening = AdvisorySession.open(this.#db, this.#options.livenessIntervalMs, (s, end) =>
+        this.#ended(i, s, end),
+      ).then(async (session) => {
+        if (this.#closed) {
+          await session.close();
+          throw new ClosedError();
+        }
+        if (!session.alive) throw new Error('the advisory session ended as it opened');
+        this.#live[i] = session;
+        return session;
+      });
+      this.#opening[i] = opening;
+      opening.catch(() => {
+        if (this.#opening[i] === opening) this.#opening[i] = undefined;
+      });
+    }
+    return opening;
+  }
+
+  #ended(i: number, session: AdvisorySession, end: SessionEnd): void {
+    if (this.#live[i] === session) {
+      this.#live[i] = undefined;
+      this.#opening[i] = undefined;
+    }
+    const cause = end.kind === 'closed' ? new ClosedError() : end.cause;
+    const why =
+      end.kind === 'closed'
+        ? 'the PgFence was closed'
+        : `its session connection was lost (${errorMessage(cause)})`;
+    for (const { lock, slot } of session.held.values()) {
+      lock.lose(cause, `advisory lock "${String(lock.key)}" is no longer held: ${why}`);
+      slot.release();
+    }
+    session.held.clear();
+    if (end.kind === 'lost') {
+      try {
+        this.#options.onError(cause);
+      } catch {
+        // a failing error callback must not stop the loss from being handled
+      }
+    }
+  }
+
+  #parseKey(key: unknown): { display: string | bigint; id: bigint } {
+    const display = validateAdvisoryKey(key);
+    return { display, id: advisoryKeyId(this.#options.schema, display) };
+  }
+
+  #ensureOpen(): void {
+    if (this.#closed) throw new ClosedError();
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -1,7 +1,128 @@
+import type pg from 'pg';
 import type { Database } from '../db/database.js';
+import { explainDbError } from '../db/errors.js';
+import { qualified } from '../db/identifiers.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { ReapOptions } from '../types.js';
 
-/** One reaper pass. @internal */
-export async function reap(_db: Database, _options?: ReapOptions): Promise<number> {
-  throw new Error('not implemented yet');
+export const DEFAULT_REAP_BATCH_SIZE = 1_000;
+export const MAX_REAP_BATCH_SIZE = 10_000;
+/** A batch that takes longer is cancelled: it holds row locks that acquirers may be waiting on. */
+export const REAP_STATEMENT_TIMEOUT_MS = 5_000;
+
+/** Validates `reap`'s options before any SQL runs and returns the batch size. @internal */
+export function validateReapOptions(options: ReapOptions | undefined): number {
+  if (options === undefined) return DEFAULT_REAP_BATCH_SIZE;
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError('reap options must be an object: { batchSize? }');
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'batchSize') throw new InvalidArgumentError(`unknown reap option "${name}"`);
+  }
+  const { batchSize = DEFAULT_REAP_BATCH_SIZE } = options;
+  if (
+    typeof batchSize !== 'number' ||
+    !Number.isInteger(batchSize) ||
+    batchSize < 1 ||
+    batchSize > MAX_REAP_BATCH_SIZE
+  ) {
+    throw new InvalidArgumentError(
+      `"batchSize" must be a whole number from 1 to ${MAX_REAP_BATCH_SIZE}, got ${String(batchSize)}`,
+    );
+  }
+  return batchSize;
+}
+
+/**
+ * Deletes up to `batchSize` expired leases. The expiry test is in the DELETE itself, not only
+ * in the sub-select that picks the rows:
+ * - the sub-select locks its picks FOR UPDATE SKIP LOCKED, so the reaper never waits for an
+ *   acquirer, renewer or releaser; and a row renewed or re-acquired after this statement's
+ *   snapshot is re-checked against its latest version (EvalPlanQual) and dropped;
+ * - the DELETE re-tests `expires_at <= clock_timestamp()` on the row it deletes, so no path
+ *   (a version the sub-select never saw, a future change to the sub-select) can delete a
+ *   live lease.
+ * A deletion lost in a crash only leaves expired rows for the next pass, so the commit need not
+ * be durable.
+ * @internal
+ */
+function reapBatchSql(schema: string): string {
+  const leases = qualified(schema, 'leases');
+  return `DELETE FROM ${leases} AS l
+WHERE l.key = ANY (ARRAY(
+        SELECT e.key FROM ${leases} e
+        WHERE e.expires_at <= clock_timestamp()
+        ORDER BY e.expires_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED))
+  AND l.expires_at <= clock_timestamp()`;
+}
+
+/**
+ * Runs one batch in its own short transaction on `client`, with a statement timeout, and
+ * returns how many rows it deleted. @internal
+ */
+export async function reapBatch(
+  client: pg.ClientBase,
+  schema: string,
+  batchSize: number,
+): Promise<number> {
+  // One round trip: the settings are constants, and both end with the transaction.
+  await client.query(
+    `BEGIN; SET LOCAL statement_timeout = ${REAP_STATEMENT_TIMEOUT_MS}; SET LOCAL synchronous_commit = off`,
+  );
+  try {
+    const result = await client.query(reapBatchSql(schema), [batchSize]);
+    await client.query('COMMIT');
+    return result.rowCount ?? 0;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw explainDbError(error, schema);
+  }
+}
+
+/**
+ * Deletes expired batches on `client` until a short batch (or `signal` aborts between
+ * batches) and returns the total. @internal
+ */
+export async function reapOn(
+  client: pg.ClientBase,
+  schema: string,
+  batchSize: number,
+  signal?: AbortSignal,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const deleted = await reapBatch(client, schema, batchSize);
+    total += deleted;
+    if (deleted < batchSize || signal?.aborted) return total;
+  }
+}
+
+/** Listener for a checked-out client's 'error' event, whose query in flight reports it. @internal */
+export function ignoreClientError(): void {}
+
+/** One reaper pass: deletes expired leases in batches until a short batch; returns rows deleted. @internal */
+export async function reap(db: Database, options?: ReapOptions): Promise<number> {
+  const batchSize = validateReapOptions(options);
+  let client: pg.PoolClient;
+  try {
+    client = await db.pool.connect();
+  } catch (error) {
+    throw explainDbError(error, db.schema);
+  }
+  let broken: Error | undefined;
+  // A checked-out client whose connection dies also emits 'error'; the query in flight fails
+  // with it anyway, and an unheard 'error' event would take the process down.
+  client.on('error', ignoreClientError);
+  try {
+    return await reapOn(client, db.schema, batchSize);
+  } catch (error) {
+    // A failed client may be mid-transaction or dead: destroy it rather than hand it back.
+    broken = error instanceof Error ? error : new Error(String(error));
+    throw error;
+  } finally {
+    client.removeListener('error', ignoreClientError);
+    client.release(broken);
+  }
 }

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -16,6 +17,13 @@ import {
   type TestFence,
 } from '../support/database.js';
 import { processScript, runScript } from '../support/spawn.js';
+import { migrationsDir } from '../../src/schema/migrate.js';
+
+/** Every migration shipped in migrations/, in the order they apply. */
+const ALL_MIGRATIONS = readdirSync(migrationsDir())
+  .filter((f) => f.endsWith('.js'))
+  .map((f) => f.replace(/\.js$/, ''))
+  .sort();
 
 async function objectsIn(pool: pg.Pool, schema: string): Promise<string[]> {
   const { rows } = await pool.query<{ name: string }>(
@@ -76,7 +84,8 @@ describe('migrate', () => {
     const fence = createPgFence({ pool });
     try {
       const first = await fence.migrate();
-      expect(first.map((m) => m.name)).toEqual(['1764130000000_leases']);
+      expect(ALL_MIGRATIONS[0]).toBe('1764130000000_leases');
+      expect(first.map((m) => m.name)).toEqual(ALL_MIGRATIONS);
       const objects = await objectsIn(pool, 'pgfence');
       expect(objects).toEqual(
         expect.arrayContaining([
@@ -94,13 +103,13 @@ describe('migrate', () => {
       expect(await objectsIn(pool, 'pgfence')).toEqual(objects);
 
       const down = await fence.migrate({ direction: 'down', count: Infinity });
-      expect(down.map((m) => m.name)).toEqual(['1764130000000_leases']);
+      expect(down.map((m) => m.name)).toEqual([...ALL_MIGRATIONS].reverse());
       // Only node-pg-migrate's bookkeeping table is left.
       expect(
         (await objectsIn(pool, 'pgfence')).filter((o) => !o.startsWith('pgfence_migrations')),
       ).toEqual([]);
 
-      expect((await fence.migrate()).length).toBe(1);
+      expect((await fence.migrate()).length).toBe(ALL_MIGRATIONS.length);
       expect(await objectsIn(pool, 'pgfence')).toEqual(objects);
     } finally {
       await fence.close();
@@ -129,11 +138,11 @@ describe('migrate', () => {
     expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0]);
     const ran = runs.map((r) => JSON.parse(r.stdout.trim()).ran as string[]);
     // Exactly one process applied the migration; the others found nothing left to do.
-    expect(ran.flat()).toEqual(['1764130000000_leases']);
+    expect(ran.flat()).toEqual(ALL_MIGRATIONS);
     const { rows } = await pool.query(
       `SELECT count(*)::int AS n FROM "${schema}".pgfence_migrations`,
     );
-    expect(rows[0].n).toBe(1);
+    expect(rows[0].n).toBe(ALL_MIGRATIONS.length);
     expect(await objectsIn(pool, schema)).toContain('acquire_leases:f');
   });
 });

@@ -1,0 +1,139 @@
+// The issue's targets, checked against the metrics the scenarios recorded.
+import { fmtRatio, type Report } from './report.js';
+
+interface Target {
+  target: string;
+  metric: string;
+  op: '>=' | '<=';
+  bound: number;
+  show: (v: number) => string;
+}
+
+const ms = (v: number) => `${v.toFixed(2)} ms`;
+const share = (v: number) => `${v.toFixed(2)} of a fair share`;
+
+const TARGETS: Target[] = [
+  {
+    target: 'advisory tryLock+release ≥ 0.85× raw, 1 caller',
+    metric: 'lock-vs-raw.1',
+    op: '>=',
+    bound: 0.85,
+    show: fmtRatio,
+  },
+  {
+    target: 'advisory tryLock+release ≥ 0.85× raw, 16 callers (one PgFence)',
+    metric: 'lock-vs-raw.16',
+    op: '>=',
+    bound: 0.85,
+    show: fmtRatio,
+  },
+  {
+    target: 'advisory tryLock+release ≥ 0.85× raw, 16 callers (4 processes)',
+    metric: 'lock-vs-raw.16x4',
+    op: '>=',
+    bound: 0.85,
+    show: fmtRatio,
+  },
+  {
+    target: 'lease acquire+release ≥ 1.2× naive, 1 caller',
+    metric: 'lease-vs-naive.1',
+    op: '>=',
+    bound: 1.2,
+    show: fmtRatio,
+  },
+  {
+    target: 'lease acquire+release ≥ 1.5× naive, 16 callers (one PgFence)',
+    metric: 'lease-vs-naive.16',
+    op: '>=',
+    bound: 1.5,
+    show: fmtRatio,
+  },
+  {
+    target: 'hand-off p99 ≤ 25 ms, pgfence leases',
+    metric: 'handoff.pgfence-lease.p99',
+    op: '<=',
+    bound: 25,
+    show: ms,
+  },
+  {
+    target: 'hand-off p99 ≤ 25 ms, pgfence locks',
+    metric: 'handoff.pgfence-lock.p99',
+    op: '<=',
+    bound: 25,
+    show: ms,
+  },
+  {
+    target: 'no caller below half a fair share, pgfence leases',
+    metric: 'handoff.pgfence-lease.min-share',
+    op: '>=',
+    bound: 0.5,
+    show: share,
+  },
+  {
+    target: 'no caller below half a fair share, pgfence locks',
+    metric: 'handoff.pgfence-lock.min-share',
+    op: '>=',
+    bound: 0.5,
+    show: share,
+  },
+  {
+    target: 'claiming ≥ 0.5× plain SKIP LOCKED',
+    metric: 'claim-vs-plain',
+    op: '>=',
+    bound: 0.5,
+    show: fmtRatio,
+  },
+  {
+    target: 'acquire p99 during reaping ≤ 2× without',
+    metric: 'reap-p99-ratio',
+    op: '<=',
+    bound: 2,
+    show: fmtRatio,
+  },
+  {
+    target: 'acquire+release with 1M live rows ≤ 1.2× empty table, 1 caller',
+    metric: 'scale-cost-ratio.1',
+    op: '<=',
+    bound: 1.2,
+    show: fmtRatio,
+  },
+  {
+    target: 'acquire+release with 1M live rows ≤ 1.2× empty table, 16 callers',
+    metric: 'scale-cost-ratio.16',
+    op: '<=',
+    bound: 1.2,
+    show: fmtRatio,
+  },
+  {
+    target: '≤ 1 renewal query per tick per 1,000 auto-renewed leases',
+    metric: 'renew-queries-per-tick-per-1000',
+    op: '<=',
+    bound: 1,
+    show: (v) => v.toFixed(2),
+  },
+];
+
+/** Adds a met / not met line per target to the report. */
+export function checkTargets(
+  report: Report,
+  notes: Record<string, string>,
+  liveRows: number,
+): void {
+  for (const t of TARGETS) {
+    const target = t.target.replace(
+      '1M live rows',
+      `${liveRows.toLocaleString('en-US')} live rows`,
+    );
+    const v = report.metrics[t.metric];
+    if (v === undefined || Number.isNaN(v)) {
+      const note = notes[t.metric];
+      report.check({ target, measured: '—', met: undefined, ...(note ? { note } : {}) });
+      continue;
+    }
+    report.check({
+      target,
+      measured: t.show(v),
+      met: t.op === '>=' ? v >= t.bound : v <= t.bound,
+    });
+  }
+}

@@ -1,0 +1,141 @@
+// Scenario 4: the reaper. A table holding N expired leases is reaped (`fence.reap()`, batches
+// of 1,000, until a short batch) while 16 callers of one PgFence acquire and release leases
+// of their own. Reported: rows reaped per second, and the callers' acquire p99 while the
+// reaper runs over their acquire p99 without it (measured just before and just after).
+import { performance } from 'node:perf_hooks';
+import { LocalArena } from '../lib/arena.js';
+import type { BenchContext } from '../lib/context.js';
+import type { RoundResult } from '../lib/drive.js';
+import { Latencies } from '../lib/histogram.js';
+import { benchFence } from '../lib/variants.js';
+
+const SCENARIO = '4. reaper';
+const CALLERS = 16;
+const SLICE_MS = 250;
+const QUIET_SLICES = 8;
+const BATCH = 1_000;
+
+/** Inserts `rows` leases that expired an hour ago (tokens from the fencing sequence, as real ones). */
+export async function insertLeases(
+  ctx: BenchContext,
+  schema: string,
+  prefix: string,
+  rows: number,
+  expiresIn: string,
+): Promise<void> {
+  await ctx.admin.query(
+    `INSERT INTO "${schema}".leases (key, owner, token, acquired_at, expires_at)
+     SELECT $1 || g, 'bench-filler', nextval('"${schema}".fence_tokens'),
+            clock_timestamp() - interval '2 hours', clock_timestamp() + $3::interval
+     FROM generate_series(1, $2::int) g`,
+    [prefix, rows, expiresIn],
+  );
+  await ctx.admin.query(`VACUUM ANALYZE "${schema}".leases`);
+}
+
+function merge(into: { lat: Latencies; ops: number; ms: number }, r: RoundResult): void {
+  into.lat.add(r.latencies);
+  into.ops += r.ops;
+  into.ms += r.elapsedMs;
+}
+
+export async function reaper(ctx: BenchContext): Promise<void> {
+  const rows = ctx.params.expiredRows;
+  const schema = await ctx.schemaFor('reap');
+  ctx.log(`  inserting ${rows.toLocaleString('en-US')} expired leases`);
+  await insertLeases(ctx, schema, 'expired:', rows, '-1 hour');
+  const config = `${rows.toLocaleString('en-US')} expired rows, ${CALLERS} callers (one PgFence)`;
+
+  const arena = new LocalArena(ctx.env({ schema }), CALLERS);
+  const reaperFence = benchFence(ctx.env({ schema, poolSize: 1 }));
+  const quiet = { lat: new Latencies(), ops: 0, ms: 0 };
+  const busy = { lat: new Latencies(), ops: 0, ms: 0 };
+  let reaped = 0;
+  let reapMs = 0;
+  let failure: string | undefined;
+  try {
+    const unavailable = await arena.open([{ id: 'acquire', kind: 'pgfence-lease-acquire' }]);
+    const why = unavailable.get('acquire');
+    if (why) throw new Error(why.reason);
+    const slice = async (into: typeof quiet | undefined) => {
+      const r = await arena.round('acquire', SLICE_MS);
+      if (r.errors > 0) throw new Error(r.firstError);
+      if (into) merge(into, r);
+    };
+    await slice(undefined); // warm-up
+    for (let i = 0; i < QUIET_SLICES; i += 1) await slice(quiet);
+    // Slices that lie wholly inside the reaping window count as "during"; the one the reaper
+    // finishes in is dropped.
+    let reaping = true;
+    const t0 = performance.now();
+    const pass = reaperFence
+      .reap({ batchSize: BATCH })
+      .then(
+        (n) => {
+          reaped = n;
+          reapMs = performance.now() - t0;
+        },
+        (error: unknown) => {
+          failure = error instanceof Error ? error.message : String(error);
+        },
+      )
+      .finally(() => {
+        reaping = false;
+      });
+    while (reaping) {
+      const r = await arena.round('acquire', SLICE_MS);
+      if (r.errors > 0) throw new Error(r.firstError);
+      if (reaping) merge(busy, r);
+    }
+    await pass;
+    for (let i = 0; i < QUIET_SLICES; i += 1) await slice(quiet);
+  } catch (error) {
+    failure ??= error instanceof Error ? error.message : String(error);
+  } finally {
+    await arena.close();
+    await reaperFence.close();
+  }
+  if (failure !== undefined) {
+    ctx.report.row({
+      scenario: SCENARIO,
+      config,
+      subject: 'reap + acquire',
+      status: 'failed',
+      note: `failed: ${failure}`,
+    });
+    return;
+  }
+  const left = await ctx.admin.query<{ n: string }>(
+    `SELECT count(*) AS n FROM "${schema}".leases WHERE key LIKE 'expired:%'`,
+  );
+  ctx.report.row({
+    scenario: SCENARIO,
+    config,
+    subject: 'reap() pass, batches of 1,000',
+    status: 'ok',
+    opsPerSec: (reaped * 1000) / reapMs,
+    note: `rows/s; ${reaped.toLocaleString('en-US')} rows in ${(reapMs / 1000).toFixed(1)} s; ${left.rows[0]?.n ?? '?'} left`,
+  });
+  for (const [label, w] of [
+    ['tryLease, no reaper running', quiet],
+    ['tryLease, while reaping', busy],
+  ] as const) {
+    ctx.report.row({
+      scenario: SCENARIO,
+      config,
+      subject: label,
+      status: w.ops > 0 ? 'ok' : 'failed',
+      opsPerSec: (w.ops * 1000) / w.ms,
+      p50Ms: w.lat.at(50),
+      p99Ms: w.lat.at(99),
+      note: `acquire latency; cycles/s (acquire + release); ${w.lat.count} samples`,
+    });
+  }
+  ctx.report.ratio(
+    SCENARIO,
+    config,
+    'acquire p99 while reaping / without',
+    busy.lat.at(99) / quiet.lat.at(99),
+    'reap-p99-ratio',
+  );
+}

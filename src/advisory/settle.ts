@@ -1,0 +1,50 @@
+import { performance } from 'node:perf_hooks';
+
+/** How a wait for a promise ended. @internal */
+export type Outcome<T> =
+  | { kind: 'done'; value: T }
+  | { kind: 'failed'; error: unknown }
+  | { kind: 'timeout' }
+  | { kind: 'aborted' };
+
+/**
+ * Waits for `promise`, but no longer than `deadline` (a `performance.now()` time; Infinity for
+ * ever) and no longer than `signal` stays unaborted. Never rejects. The promise itself keeps
+ * running; a caller that gives up on it is responsible for what it eventually yields.
+ * @internal
+ */
+export function settle<T>(
+  promise: Promise<T>,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<Outcome<T>> {
+  if (signal?.aborted) {
+    promise.catch(() => {});
+    return Promise.resolve({ kind: 'aborted' });
+  }
+  return new Promise((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = (outcome: Outcome<T>): void => {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(outcome);
+    };
+    const onAbort = (): void => finish({ kind: 'aborted' });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (Number.isFinite(deadline)) {
+      timer = setTimeout(
+        () => finish({ kind: 'timeout' }),
+        Math.max(0, deadline - performance.now()),
+      );
+    }
+    promise.then(
+      (value) => finish({ kind: 'done', value }),
+      (error: unknown) => finish({ kind: 'failed', error }),
+    );
+  });
+}
+
+/** Resolves after `ms` milliseconds. @internal */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,183 @@
+import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import { constants, hostname } from 'node:os';
+import { LockTimeoutError, type AdvisoryLock, type Lease } from '../../index.js';
+import { openFence, type ConnectionFlags, type OpenFence } from '../connection.js';
+import { parseDuration } from '../duration.js';
+import { bounded } from '../bounded.js';
+import { CliError, UsageError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
+import { addConnectionOptions } from '../options.js';
+
+interface RunFlags extends ConnectionFlags {
+  ttl: string;
+  wait: string;
+  grace: string;
+  advisory?: boolean;
+}
+
+/** Signals passed on to the command, so `kill <pgfence pid>` reaches it as it would reach it alone. */
+const FORWARDED: NodeJS.Signals[] = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+];
+
+/** How long releasing may take once the command has exited (the database may be gone). */
+const CLEANUP_MS = 3_000;
+
+/** Exit code 127, as shells report a command that cannot be started. */
+const CANNOT_START = 127;
+
+/**
+ * `pgfence run <key> -- <command>`: flock(1) for a fleet. Takes the lease (or an advisory
+ * lock), keeps it renewed while the command runs, and stops the command if it is lost.
+ */
+export function registerRun(program: Command, done: (code: number) => void): void {
+  addConnectionOptions(
+    program
+      .command('run')
+      .description(
+        'run a command while holding a lease (or advisory lock), like flock(1) for a fleet',
+      )
+      .argument('<key>', 'the lease or lock key')
+      .argument('<command...>', 'the command and its arguments (put them after --)')
+      .option('--ttl <duration>', 'lease time-to-live; renewed every third of it', '30s')
+      .option(
+        '--wait <duration>',
+        'how long to wait for the key: 0 fails at once, "forever"',
+        'forever',
+      )
+      .option('--grace <duration>', 'after a lost lease, time between SIGTERM and SIGKILL', '10s')
+      .option('--advisory', 'take a session advisory lock instead of a lease (no token, no TTL)')
+      .addHelpText(
+        'after',
+        `
+The command gets PGFENCE_KEY and, for a lease, PGFENCE_TOKEN (its fencing token) in its
+environment. Exit codes: the command's own; 128+N if it died of signal N; ${EXIT.NOT_ACQUIRED} the key
+was held elsewhere until --wait ran out; ${EXIT.LOST} the lease was lost and the command stopped;
+${CANNOT_START} the command could not be started; ${EXIT.UNAVAILABLE} no database; ${EXIT.USAGE} bad usage.`,
+      ),
+  ).action(async (key: string, command: string[], flags: RunFlags) => {
+    const ttlMs = parseDuration(flags.ttl, '--ttl');
+    const waitMs = parseDuration(flags.wait, '--wait', { allowForever: true });
+    const graceMs = parseDuration(flags.grace, '--grace');
+    if (ttlMs <= 0) throw new UsageError('--ttl must be above 0');
+    if (key.length === 0) throw new UsageError('the key must not be empty');
+    const [file, ...args] = command;
+    if (!file) throw new UsageError('run needs a command after the key');
+
+    const open = openFence(flags, { poolSize: 2 });
+    try {
+      const held = await acquire(open, key, { ttlMs, waitMs, advisory: flags.advisory === true });
+      if (held === null) {
+        throw new CliError(`"${key}" is held elsewhere`, EXIT.NOT_ACQUIRED);
+      }
+      done(await runHolding(held, file, args, graceMs));
+    } finally {
+      await open.close();
+    }
+  });
+}
+
+type Held = { kind: 'lease'; handle: Lease } | { kind: 'advisory'; handle: AdvisoryLock };
+
+async function acquire(
+  open: OpenFence,
+  key: string,
+  options: { ttlMs: number; waitMs: number; advisory: boolean },
+): Promise<Held | null> {
+  // Ctrl-C while waiting ends the wait; the lock is then never taken.
+  const interrupted = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void =>
+    interrupted.abort(
+      new CliError(`interrupted by ${signal}`, 128 + (constants.signals[signal] ?? 0)),
+    );
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const { fence } = open;
+  try {
+    if (options.advisory) {
+      const handle =
+        options.waitMs === 0
+          ? await fence.tryLock(key)
+          : await fence.lock(key, { waitMs: options.waitMs, signal: interrupted.signal });
+      return handle && { kind: 'advisory', handle };
+    }
+    const metadata = { command: 'pgfence run', host: hostname(), pid: process.pid };
+    const handle =
+      options.waitMs === 0
+        ? await fence.tryLease(key, { ttlMs: options.ttlMs, autoRenew: true, metadata })
+        : await fence.lease(key, {
+            ttlMs: options.ttlMs,
+            waitMs: options.waitMs,
+            autoRenew: true,
+            signal: interrupted.signal,
+            metadata,
+          });
+    return handle && { kind: 'lease', handle };
+  } catch (error) {
+    if (error instanceof LockTimeoutError) return null;
+    if (interrupted.signal.aborted) throw interrupted.signal.reason;
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Runs the command while `held` lasts; resolves with the exit code `pgfence run` should give. */
+async function runHolding(
+  held: Held,
+  file: string,
+  args: string[],
+  graceMs: number,
+): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PGFENCE_KEY: String(held.handle.key) };
+  if (held.kind === 'lease') env.PGFENCE_TOKEN = held.handle.token.toString();
+  else delete env.PGFENCE_TOKEN;
+
+  const child = spawn(file, args, { stdio: 'inherit', env });
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  for (const signal of FORWARDED) process.on(signal, forward);
+
+  let lost = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const onLost = (): void => {
+    lost = true;
+    const reason = held.handle.signal.reason as unknown;
+    const why = reason instanceof Error ? reason.message : 'lost';
+    process.stderr.write(
+      `pgfence: lost "${String(held.handle.key)}" (${why}); stopping the command\n`,
+    );
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  };
+  if (held.handle.signal.aborted) onLost();
+  else held.handle.signal.addEventListener('abort', onLost, { once: true });
+
+  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | Error>(
+    (resolve) => {
+      child.once('error', (error) => resolve(error));
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    },
+  );
+  clearTimeout(killTimer);
+  for (const signal of FORWARDED) process.off(signal, forward);
+  held.handle.signal.removeEventListener('abort', onLost);
+  // A lost lease has nothing left to release (and its database may be the reason it was lost).
+  if (!lost) await bounded(held.handle.release(), CLEANUP_MS);
+
+  if (outcome instanceof Error) {
+    process.stderr.write(`pgfence: cannot run "${file}": ${outcome.message}\n`);
+    return CANNOT_START;
+  }
+  if (lost) return EXIT.LOST;
+  if (outcome.signal) return 128 + (constants.signals[outcome.signal] ?? 0);
+  return outcome.code ?? EXIT.FAILED;
+}

@@ -1,0 +1,84 @@
+import { LockTimeoutError } from '../errors.js';
+import type { Cancellation } from './cancellation.js';
+import { delay } from './cancellation.js';
+import type { AcquireOutcome } from './lease-sql.js';
+import type { AcquireRequest, LeaseStore } from './lease-store.js';
+import type { ReleaseListener } from './release-listener.js';
+
+type Acquired = Extract<AcquireOutcome, { acquired: true }>;
+
+/** What the wait loop works with. @internal */
+export interface AcquireLoopDeps {
+  store: LeaseStore;
+  listener: ReleaseListener;
+  pollIntervalMs: number;
+  /** Gives back a term that was granted after its caller stopped waiting. */
+  discard(outcome: Acquired): void;
+}
+
+/** Jitter so that waiters of one key in several processes do not retry in lockstep. */
+function jittered(ms: number): number {
+  return ms + Math.random() * Math.min(100, 10 + ms * 0.1);
+}
+
+/**
+ * Asks for one key until it is granted, `waitMs` passes or the wait is cancelled. Between
+ * attempts the waiter sleeps until the key's release is announced (NOTIFY), or — for a
+ * notification that never comes, e.g. an expiry — until the holder's expiry by the database's
+ * own clock, and never longer than `pollIntervalMs`.
+ * A grant that arrives after the caller gave up is handed back at once.
+ * @internal
+ */
+export async function acquireWithWait(
+  deps: AcquireLoopDeps,
+  request: AcquireRequest & { waitMs: number },
+  cancel: Cancellation,
+): Promise<Acquired> {
+  const started = performance.now();
+  const subscription = deps.listener.subscribe(request.key);
+  try {
+    for (;;) {
+      subscription.reset();
+      const listening = deps.listener.ready;
+      const attempt = deps.store.acquire(request);
+      let outcome: AcquireOutcome;
+      try {
+        // With waitMs 0 the single attempt is the whole wait: let it finish.
+        outcome = request.waitMs === 0 ? await attempt : await cancel.race(attempt);
+      } catch (error) {
+        if (cancel.cancelled) {
+          attempt.then(
+            (late) => late.acquired && deps.discard(late),
+            () => {},
+          );
+        }
+        throw error;
+      }
+      if (outcome.acquired) {
+        if (cancel.cancelled) {
+          deps.discard(outcome);
+          throw cancel.reason;
+        }
+        return outcome;
+      }
+      if (performance.now() - started >= request.waitMs) {
+        throw new LockTimeoutError(request.key, request.waitMs);
+      }
+      if (!listening) {
+        // The release may have come before we were listening: listen, then look once more.
+        await cancel.race(deps.listener.whenReady());
+        if (deps.listener.ready) continue;
+      }
+      const left = outcome.holderExpiresInMs;
+      const sleepMs = Math.min(deps.pollIntervalMs, left === null ? 0 : Math.max(0, left));
+      const timer = delay(jittered(sleepMs));
+      try {
+        await cancel.race(Promise.race([timer.promise, subscription.next()]));
+      } finally {
+        timer.cancel();
+      }
+    }
+  } finally {
+    subscription.close();
+  }
+}

@@ -1,0 +1,69 @@
+import { LockTimeoutError } from '../errors.js';
+
+/**
+ * What ends a wait: `waitMs` passing (LockTimeoutError), the caller's signal (its reason) or
+ * the PgFence closing. `race` lets any awaited step lose to it.
+ * @internal
+ */
+export class Cancellation {
+  readonly #promise: Promise<never>;
+  readonly #cleanups: (() => void)[] = [];
+  #reason: unknown;
+  #cancelled = false;
+  #reject!: (reason: unknown) => void;
+
+  constructor(key: string, waitMs: number, signals: (AbortSignal | undefined)[]) {
+    this.#promise = new Promise<never>((_, reject) => {
+      this.#reject = reject;
+    });
+    this.#promise.catch(() => {});
+    if (waitMs > 0 && Number.isFinite(waitMs)) {
+      const timer = setTimeout(() => this.cancel(new LockTimeoutError(key, waitMs)), waitMs);
+      this.#cleanups.push(() => clearTimeout(timer));
+    }
+    for (const signal of signals) {
+      if (!signal) continue;
+      if (signal.aborted) {
+        this.cancel(signal.reason);
+        continue;
+      }
+      const onAbort = (): void => this.cancel(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#cleanups.push(() => signal.removeEventListener('abort', onAbort));
+    }
+  }
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  cancel(reason: unknown): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.#reason = reason;
+    this.#reject(reason);
+  }
+
+  /** `promise`, unless the wait is cancelled first. */
+  race<T>(promise: Promise<T>): Promise<T> {
+    if (this.#cancelled) return Promise.reject(this.#reason);
+    return Promise.race([promise, this.#promise]);
+  }
+
+  dispose(): void {
+    for (const cleanup of this.#cleanups.splice(0)) cleanup();
+  }
+}
+
+/** A promise that resolves after `ms`, and a way to drop it early. */
+export function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms));
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}

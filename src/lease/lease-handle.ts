@@ -1,0 +1,212 @@
+import { AlreadyReleasedError, InvalidArgumentError, LockLostError } from '../errors.js';
+import { validateTtl } from '../options.js';
+import type { Lease } from '../types.js';
+import type { AcquiredLease } from './acquired.js';
+
+/** What a handle needs from its manager. @internal */
+export interface LeaseHandleHost {
+  readonly owner: string;
+  readonly renewFraction: number;
+  /** Margin for a TTL: how long before the database's expiry the holder stops trusting it. */
+  marginFor(ttlMs: number): number;
+  /** Renews one term now; the new expiry, or null if the term is gone. */
+  renewOne(
+    key: string,
+    token: bigint,
+    ttlMs: number,
+    timeoutMs: number,
+  ): Promise<{ sentAt: number; expiresAt: Date } | null>;
+  release(key: string, token: bigint): Promise<boolean>;
+  /** Errors of background or best-effort work. */
+  onError(error: unknown): void;
+  /** The handle stopped holding (released or lost): stop renewing it, pass its key on. */
+  ended(handle: LeaseHandle): void;
+}
+
+type State = 'held' | 'lost' | 'released';
+
+/**
+ * A lease the process holds. Trust is local and monotonic: the handle holds its key until
+ * `deadline = sentAt + ttl − margin` (performance.now(), `sentAt` = when the last successful
+ * acquire or renewal was sent). At the deadline the signal aborts with `LockLostError`,
+ * whatever a renewal in flight is doing; a renewal that finds the term gone aborts it at once.
+ * The database's expiry is always later than the deadline, so the holder has stopped before
+ * anyone else can be granted the key.
+ * @internal
+ */
+export class LeaseHandle implements Lease {
+  readonly key: string;
+  readonly token: bigint;
+  readonly owner: string;
+  readonly metadata: unknown;
+  readonly autoRenew: boolean;
+  readonly #host: LeaseHandleHost;
+  readonly #controller = new AbortController();
+  #state: State = 'held';
+  /** The database no longer has this term: releasing it needs no statement. */
+  #rowGone = false;
+  #ttlMs: number;
+  #expiresAt: Date;
+  #deadline: number;
+  #timer: NodeJS.Timeout | undefined;
+  /** When the renewer should next renew this lease (performance.now()); Infinity while in flight. */
+  renewAt: number;
+
+  constructor(
+    host: LeaseHandleHost,
+    acquired: AcquiredLease,
+    options: { ttlMs: number; autoRenew: boolean; sentAt: number },
+  ) {
+    this.#host = host;
+    this.key = acquired.key;
+    this.token = acquired.token;
+    this.owner = host.owner;
+    this.metadata = acquired.metadata;
+    this.autoRenew = options.autoRenew;
+    this.#ttlMs = options.ttlMs;
+    this.#expiresAt = acquired.expiresAt;
+    this.#deadline = options.sentAt + options.ttlMs - host.marginFor(options.ttlMs);
+    this.renewAt = options.sentAt + options.ttlMs * host.renewFraction;
+    this.#arm();
+  }
+
+  get expiresAt(): Date {
+    return this.#expiresAt;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get ttlMs(): number {
+    return this.#ttlMs;
+  }
+
+  /** performance.now() after which this handle no longer trusts its lease. */
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  get held(): boolean {
+    return this.#state === 'held';
+  }
+
+  /** A renewal sent at `sentAt` with `ttlMs` succeeded; the database now says `expiresAt`. */
+  confirm(sentAt: number, ttlMs: number, expiresAt: Date): void {
+    if (this.#state !== 'held') return;
+    if (performance.now() >= this.#deadline) {
+      // The deadline passed while the answer was on its way (or the event loop was busy):
+      // trust once withdrawn is not given back.
+      this.lose('its local deadline passed before the renewal was confirmed');
+      return;
+    }
+    // Renewals never shorten a lease (the SQL keeps the later expiry), so keep the later deadline.
+    this.#deadline = Math.max(this.#deadline, sentAt + ttlMs - this.#host.marginFor(ttlMs));
+    if (expiresAt > this.#expiresAt) this.#expiresAt = expiresAt;
+    this.renewAt = sentAt + this.#ttlMs * this.#host.renewFraction;
+    this.#arm();
+  }
+
+  /** The lease is gone (or no longer trusted): abort the signal, stop renewing, pass the key on. */
+  lose(why: string, options: { rowGone?: boolean; cause?: unknown } = {}): void {
+    if (this.#state !== 'held') return;
+    this.#state = 'lost';
+    if (options.rowGone) this.#rowGone = true;
+    clearTimeout(this.#timer);
+    this.#controller.abort(
+      new LockLostError(this.key, `lease "${this.key}" (token ${this.token}) was lost: ${why}`, {
+        cause: options.cause,
+      }),
+    );
+    this.#host.ended(this);
+  }
+
+  async extend(ttlMs?: number): Promise<void> {
+    const ttl = ttlMs === undefined ? this.#ttlMs : validateTtl(ttlMs);
+    if (ttl <= this.#host.marginFor(ttl)) {
+      throw new InvalidArgumentError(
+        `"ttlMs" (${ttl}) must be larger than the safety margin (${this.#host.marginFor(ttl)} ms)`,
+      );
+    }
+    this.#assertHeld();
+    let renewed: { sentAt: number; expiresAt: Date } | null;
+    try {
+      // No answer by the deadline means lost anyway: waiting longer would help nobody.
+      const timeoutMs = Math.max(1, this.#deadline - performance.now());
+      renewed = await this.#host.renewOne(this.key, this.token, ttl, timeoutMs);
+    } catch (error) {
+      this.#assertHeld();
+      throw error;
+    }
+    if (renewed === null) {
+      this.lose('the database no longer has this term (it expired or was taken over)', {
+        rowGone: true,
+      });
+      this.#assertHeld();
+      return;
+    }
+    this.#assertHeld();
+    this.#ttlMs = ttl;
+    this.confirm(renewed.sentAt, ttl, renewed.expiresAt);
+    this.#assertHeld();
+  }
+
+  async release(): Promise<boolean> {
+    if (this.#state === 'released') throw new AlreadyReleasedError(this.key);
+    const wasHeld = this.#state === 'held';
+    this.#state = 'released';
+    clearTimeout(this.#timer);
+    if (!wasHeld) {
+      // Lost already: our own term may still be in the table (the local deadline comes first),
+      // and deleting it frees the key sooner. Scoped to our token, it cannot touch a newer
+      // holder; and since the answer is "lost" either way, a failure here is not the caller's.
+      if (!this.#rowGone) {
+        await this.#host.release(this.key, this.token).catch((error: unknown) => {
+          this.#host.onError(error);
+        });
+      }
+      return false;
+    }
+    try {
+      return await this.#host.release(this.key, this.token);
+    } finally {
+      this.#host.ended(this);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state !== 'released') await this.release();
+  }
+
+  /** Used by close(): the PgFence releases every term itself, in one statement. */
+  closeLost(): void {
+    this.lose('the PgFence was closed', { rowGone: true });
+  }
+
+  #assertHeld(): void {
+    if (this.#state === 'released') throw new AlreadyReleasedError(this.key);
+    if (this.#state === 'lost') {
+      const reason: unknown = this.#controller.signal.reason;
+      throw reason instanceof LockLostError
+        ? new LockLostError(this.key, reason.message, { cause: reason.cause })
+        : new LockLostError(this.key, `lease "${this.key}" was lost`);
+    }
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    const left = this.#deadline - performance.now();
+    if (left <= 0) {
+      this.lose('its local deadline passed (no renewal confirmed in time)');
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      if (performance.now() >= this.#deadline) {
+        this.lose('its local deadline passed (no renewal confirmed in time)');
+      } else {
+        this.#arm();
+      }
+    }, Math.ceil(left));
+    this.#timer.unref();
+  }
+}

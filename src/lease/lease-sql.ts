@@ -1,0 +1,98 @@
+import { qualified } from '../db/identifiers.js';
+import type { AcquiredLease } from './acquired.js';
+
+// The three statements behind leases, each one round trip to a function the migration ships.
+// int8 columns are read as text and become bigint here, once.
+
+/** One row of `acquire_leases`. */
+interface AcquireRow {
+  key: string;
+  acquired: boolean;
+  token: string | null;
+  acquired_at: Date | null;
+  expires_at: Date | null;
+  db_now: Date;
+  metadata?: unknown;
+}
+
+/** What one key's acquire attempt found. @internal */
+export type AcquireOutcome =
+  | { acquired: true; lease: AcquiredLease; sentAt: number }
+  | { acquired: false; key: string; holderExpiresInMs: number | null };
+
+export function acquireSql(schema: string): string {
+  return `SELECT key, acquired, token::text AS token, acquired_at, expires_at, db_now
+          FROM ${qualified(schema, 'acquire_leases')}($1::text[], $2::text, $3::float8[], $4::jsonb[])`;
+}
+
+/** Parameters of acquireSql for a batch of distinct keys. */
+export function acquireParams(
+  owner: string,
+  requests: readonly { key: string; ttlMs: number; metadataJson: string | null }[],
+): unknown[] {
+  return [
+    requests.map((r) => r.key),
+    owner,
+    requests.map((r) => r.ttlMs),
+    requests.map((r) => r.metadataJson),
+  ];
+}
+
+export function parseAcquireRow(
+  row: AcquireRow,
+  sentAt: number,
+  metadata: unknown,
+): AcquireOutcome {
+  if (row.acquired && row.token !== null && row.acquired_at && row.expires_at) {
+    return {
+      acquired: true,
+      sentAt,
+      lease: {
+        key: row.key,
+        token: BigInt(row.token),
+        acquiredAt: row.acquired_at,
+        expiresAt: row.expires_at,
+        ...(metadata === undefined ? {} : { metadata }),
+      },
+    };
+  }
+  // Both times come from the database clock: their difference is what the holder has left.
+  const left = row.expires_at ? row.expires_at.getTime() - row.db_now.getTime() : null;
+  return { acquired: false, key: row.key, holderExpiresInMs: left };
+}
+
+/** One row of `renew_leases`. */
+export interface RenewRow {
+  key: string;
+  token: string;
+  expires_at: Date;
+}
+
+export function renewSql(schema: string): string {
+  return `SELECT key, token::text AS token, expires_at
+          FROM ${qualified(schema, 'renew_leases')}($1::text[], $2::bigint[], $3::float8[])`;
+}
+
+export function renewParams(
+  leases: readonly { key: string; token: bigint; ttlMs: number }[],
+): unknown[] {
+  return [
+    leases.map((l) => l.key),
+    leases.map((l) => l.token.toString()),
+    leases.map((l) => l.ttlMs),
+  ];
+}
+
+export function releaseSql(schema: string): string {
+  return `SELECT key, token::text AS token
+          FROM ${qualified(schema, 'release_leases')}($1::text[], $2::bigint[])`;
+}
+
+export function releaseParams(leases: readonly { key: string; token: bigint }[]): unknown[] {
+  return [leases.map((l) => l.key), leases.map((l) => l.token.toString())];
+}
+
+/** `key` + NUL + token: a map key for one term (NUL cannot occur in a key). */
+export function termId(key: string, token: bigint | string): string {
+  return `${key}\0${token.toString()}`;
+}

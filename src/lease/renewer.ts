@@ -1,0 +1,106 @@
+import { termId } from './lease-sql.js';
+import type { LeaseHandle } from './lease-handle.js';
+import type { LeaseStore } from './lease-store.js';
+
+const MIN_RETRY_MS = 50;
+const MAX_RETRY_MS = 1_000;
+
+/**
+ * Auto-renewal for every lease of one PgFence: each tick sends one `renew_leases` statement for
+ * all leases that are due (or nearly due, so they fall into step and later ticks stay large).
+ * A failed renewal is retried, jittered, until the lease's local deadline, which the handle
+ * enforces on its own; a statement never runs past the earliest deadline of its batch.
+ * @internal
+ */
+export class Renewer {
+  readonly #store: LeaseStore;
+  readonly #onError: (error: unknown) => void;
+  readonly #leases = new Set<LeaseHandle>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  #stopped = false;
+
+  readonly #renewFraction: number;
+
+  constructor(store: LeaseStore, renewFraction: number, onError: (error: unknown) => void) {
+    this.#store = store;
+    this.#renewFraction = renewFraction;
+    this.#onError = onError;
+  }
+
+  add(lease: LeaseHandle): void {
+    if (this.#stopped) return;
+    this.#leases.add(lease);
+    if (lease.renewAt < this.#timerAt) this.#schedule(lease.renewAt);
+  }
+
+  remove(lease: LeaseHandle): void {
+    this.#leases.delete(lease);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#leases.clear();
+  }
+
+  #schedule(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    if (at === Infinity) return;
+    this.#timer = setTimeout(() => this.#tick(), Math.max(0, Math.ceil(at - performance.now())));
+    this.#timer.unref();
+  }
+
+  #tick(): void {
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    const due: LeaseHandle[] = [];
+    let next = Infinity;
+    for (const lease of this.#leases) {
+      if (!lease.held) {
+        this.#leases.delete(lease);
+        continue;
+      }
+      // Half a renewal interval early is still early enough to be useful, and lets leases taken
+      // at different moments share a statement from then on.
+      const slack = (lease.ttlMs * this.#renewFraction) / 2;
+      if (lease.renewAt - slack <= now) due.push(lease);
+      else next = Math.min(next, lease.renewAt);
+    }
+    if (due.length > 0) void this.#renew(due);
+    if (next < Infinity) this.#schedule(next);
+  }
+
+  async #renew(batch: LeaseHandle[]): Promise<void> {
+    for (const lease of batch) lease.renewAt = Infinity;
+    let earliestDeadline = Infinity;
+    for (const lease of batch) earliestDeadline = Math.min(earliestDeadline, lease.deadline);
+    const timeoutMs = Math.max(MIN_RETRY_MS, earliestDeadline - performance.now());
+    const terms = batch.map((l) => ({ key: l.key, token: l.token, ttlMs: l.ttlMs }));
+    try {
+      const result = await this.#store.renew(terms, timeoutMs);
+      batch.forEach((lease, i) => {
+        const expiresAt = result.expiresAt.get(termId(lease.key, lease.token));
+        if (expiresAt) lease.confirm(result.sentAt, terms[i]!.ttlMs, expiresAt);
+        else {
+          lease.lose('a renewal found it gone (it expired or was taken over)', { rowGone: true });
+        }
+      });
+    } catch (error) {
+      this.#onError(error);
+      const now = performance.now();
+      for (const lease of batch) {
+        if (!lease.held) continue;
+        const backoff = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, lease.ttlMs / 20));
+        lease.renewAt = now + backoff * (0.5 + Math.random());
+      }
+    }
+    if (this.#stopped) return;
+    for (const lease of batch) {
+      if (lease.held && this.#leases.has(lease) && lease.renewAt < this.#timerAt) {
+        this.#schedule(lease.renewAt);
+      }
+    }
+  }
+}

@@ -1,0 +1,243 @@
+// The contract every lock kind of pgfence must keep, written once and run for each kind
+// (test/integration/lease-contract.test.ts, test/integration/advisory-contract.test.ts).
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  InvalidArgumentError,
+  InvalidKeyError,
+  LockTimeoutError,
+  type PgFence,
+} from '../../src/index.js';
+import { migratedFence, testUrl, type TestFence } from './database.js';
+import { analyseChecker, CheckerClient, createChecker, dropChecker } from './mutex-checker.js';
+import { processScript, startScript } from './spawn.js';
+
+export type LockKind = 'lease' | 'advisory';
+
+interface Held {
+  release(): Promise<boolean>;
+  readonly signal: AbortSignal;
+  readonly token?: bigint;
+}
+
+interface Adapter {
+  acquire(
+    fence: PgFence,
+    key: string,
+    options?: { waitMs?: number; signal?: AbortSignal },
+  ): Promise<Held>;
+  tryAcquire(fence: PgFence, key: string): Promise<Held | null>;
+  /** Calls the acquire function with arbitrary (possibly bad) arguments. */
+  acquireRaw(fence: PgFence, key: unknown, options: unknown): Promise<unknown>;
+}
+
+const adapters: Record<LockKind, Adapter> = {
+  lease: {
+    acquire: (fence, key, options) => fence.lease(key, { ttlMs: 10_000, ...options }),
+    tryAcquire: (fence, key) => fence.tryLease(key, { ttlMs: 10_000 }),
+    acquireRaw: (fence, key, options) => fence.lease(key as string, options as never),
+  },
+  advisory: {
+    acquire: (fence, key, options) => fence.lock(key, options),
+    tryAcquire: (fence, key) => fence.tryLock(key),
+    acquireRaw: (fence, key, options) => fence.lock(key as string, options as never),
+  },
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+interface WorkerResult {
+  acquisitions: number;
+  tries: number;
+  tryNulls: number;
+  errors: string[];
+}
+
+/** Defines the shared lock contract for one lock kind (call it at the top level of a test file). */
+export function describeLockContract(kind: LockKind): void {
+  const adapter = adapters[kind];
+
+  describe(`the ${kind} lock contract`, () => {
+    let t: TestFence;
+    let checker: string;
+
+    beforeAll(async () => {
+      t = await migratedFence();
+      checker = await createChecker(testUrl());
+    });
+    afterAll(async () => {
+      await t.cleanup();
+      await dropChecker(testUrl(), checker);
+    });
+
+    it('never has two holders of a key: 3 processes × 8 callers × 3 keys for several seconds', async () => {
+      const keys = [unique('a'), unique('b'), unique('c')];
+      const workers = [1, 2, 3].map((n) =>
+        startScript(processScript('contract-worker.ts'), [
+          JSON.stringify({
+            kind,
+            url: testUrl(),
+            schema: t.schema,
+            checker,
+            keys,
+            callers: 8,
+            durationMs: 6_000,
+            holdMs: 4,
+            name: `p${n}`,
+          }),
+        ]),
+      );
+      const runs = await Promise.all(workers.map((w) => w.finished));
+      const results = runs.map((run) => {
+        expect(run.stderr, run.stderr).toBe('');
+        expect(run.code).toBe(0);
+        return JSON.parse(run.stdout.trim()) as WorkerResult;
+      });
+      for (const result of results) expect(result.errors).toEqual([]);
+      const figures = await analyseChecker(testUrl(), checker);
+      const acquired = results.reduce((n, r) => n + r.acquisitions, 0);
+      console.log(
+        `[${kind} contract] acquisitions=${figures.acquisitions} overlaps=${figures.overlaps} ` +
+          `regressions=${figures.regressions} tries=${results.reduce((n, r) => n + r.tries, 0)} ` +
+          `tryNull=${results.reduce((n, r) => n + r.tryNulls, 0)} perKey=${JSON.stringify(figures.perKeyAndProcess)}`,
+      );
+      expect(figures.acquisitions).toBe(acquired);
+      expect(figures.acquisitions).toBeGreaterThan(100);
+      expect(figures.overlaps).toBe(0);
+      if (kind === 'lease') expect(figures.regressions).toBe(0);
+      // Nobody starves: every process got every key at least once.
+      for (const key of keys) {
+        for (const p of ['p1', 'p2', 'p3']) {
+          expect(figures.perKeyAndProcess[key]?.[p] ?? 0).toBeGreaterThan(0);
+        }
+      }
+    });
+
+    it('queues 16 callers of one process on one key, one at a time', async () => {
+      const key = unique('same');
+      const recorder = await CheckerClient.connect(testUrl(), checker);
+      const before = await analyseChecker(testUrl(), checker);
+      try {
+        const order: number[] = [];
+        await Promise.all(
+          Array.from({ length: 16 }, async (_, i) => {
+            const held = await adapter.acquire(t.fence, key, { waitMs: 30_000 });
+            order.push(i);
+            await recorder.enter(key, `in/${i}`, held.token);
+            await sleep(5);
+            await recorder.exit(key, `in/${i}`);
+            expect(await held.release()).toBe(true);
+          }),
+        );
+        expect(order.length).toBe(16);
+      } finally {
+        await recorder.close();
+      }
+      const after = await analyseChecker(testUrl(), checker);
+      expect(after.acquisitions - before.acquisitions).toBe(16);
+      expect(after.overlaps).toBe(before.overlaps);
+      expect(after.overlaps).toBe(0);
+      if (kind === 'lease') expect(after.regressions).toBe(0);
+    });
+
+    it('try gives null while another PgFence holds the key, and the lock once it is free', async () => {
+      const key = unique('try');
+      const other = t.another();
+      const held = await adapter.acquire(other, key);
+      expect(await adapter.tryAcquire(t.fence, key)).toBeNull();
+      expect(await held.release()).toBe(true);
+      const mine = await adapter.tryAcquire(t.fence, key);
+      expect(mine).not.toBeNull();
+      expect(await mine!.release()).toBe(true);
+    });
+
+    it('ends a wait with LockTimeoutError after waitMs', async () => {
+      const key = unique('timeout');
+      const other = t.another();
+      const held = await adapter.acquire(other, key);
+      try {
+        const started = performance.now();
+        const error = await adapter.acquire(t.fence, key, { waitMs: 300 }).catch((e: unknown) => e);
+        const took = performance.now() - started;
+        expect(error).toBeInstanceOf(LockTimeoutError);
+        expect((error as LockTimeoutError).code).toBe('LOCK_TIMEOUT');
+        expect(took).toBeGreaterThanOrEqual(290);
+        expect(took).toBeLessThan(8_000);
+      } finally {
+        await held.release();
+      }
+      // Nothing was left behind: the key is free for a third party.
+      const third = await adapter.tryAcquire(t.another(), key);
+      expect(third).not.toBeNull();
+      await third!.release();
+    });
+
+    it('ends a wait when the signal aborts, with the signal’s reason', async () => {
+      const key = unique('abort');
+      const other = t.another();
+      const held = await adapter.acquire(other, key);
+      try {
+        const controller = new AbortController();
+        const reason = new Error('caller gave up');
+        const waiting = adapter.acquire(t.fence, key, {
+          waitMs: 30_000,
+          signal: controller.signal,
+        });
+        setTimeout(() => controller.abort(reason), 200);
+        await expect(waiting).rejects.toBe(reason);
+
+        const already = AbortSignal.abort(new Error('already aborted'));
+        await expect(adapter.acquire(t.fence, key, { signal: already })).rejects.toBe(
+          already.reason,
+        );
+      } finally {
+        await held.release();
+      }
+      const third = await adapter.tryAcquire(t.another(), key);
+      expect(third).not.toBeNull();
+      await third!.release();
+    });
+
+    it('refuses bad input with a typed error and takes nothing', async () => {
+      const appName = unique('bad').replace('-', '_');
+      const fence = t.another({ applicationName: appName });
+      const badKeys: unknown[] = ['', 'x'.repeat(257), null, undefined, {}, ['k'], 'a\0b', 1.5];
+      for (const key of badKeys) {
+        const error = await adapter.acquireRaw(fence, key, {}).catch((e: unknown) => e);
+        expect(error, String(key)).toBeInstanceOf(InvalidKeyError);
+      }
+      const badOptions: unknown[] = [
+        { waitMs: -1 },
+        { waitMs: Number.NaN },
+        { waitMs: 'soon' },
+        { signal: 'stop' },
+      ];
+      for (const options of badOptions) {
+        const error = await adapter.acquireRaw(fence, 'fine', options).catch((e: unknown) => e);
+        expect(error, JSON.stringify(options)).toBeInstanceOf(InvalidArgumentError);
+      }
+      // Nothing was taken: no lease rows, no advisory locks held by that PgFence's sessions.
+      const client = new pg.Client({ connectionString: testUrl() });
+      await client.connect();
+      try {
+        const leases = await client.query(
+          `SELECT count(*)::int AS n FROM "${t.schema}".leases WHERE key = 'fine'`,
+        );
+        expect(leases.rows[0].n).toBe(0);
+        const locks = await client.query(
+          `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND a.application_name = $1`,
+          [appName],
+        );
+        expect(locks.rows[0].n).toBe(0);
+      } finally {
+        await client.end();
+      }
+      const free = await adapter.tryAcquire(t.fence, 'fine');
+      expect(free).not.toBeNull();
+      await free!.release();
+    });
+  });
+}

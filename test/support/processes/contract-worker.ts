@@ -1,0 +1,71 @@
+// One "service" of the contract suite: several callers in this process take a lock kind's keys
+// in turn for a while, recording entry and exit with the mutual-exclusion checker.
+// argv[2]: JSON { kind, url, schema, checker, keys, callers, durationMs, holdMs, name }
+import { createPgFence } from '../../../src/index.js';
+import { CheckerClient } from '../mutex-checker.js';
+
+interface Config {
+  kind: 'lease' | 'advisory';
+  url: string;
+  schema: string;
+  checker: string;
+  keys: string[];
+  callers: number;
+  durationMs: number;
+  holdMs: number;
+  name: string;
+}
+
+const config = JSON.parse(process.argv[2]!) as Config;
+const fence = createPgFence({ connectionString: config.url, schema: config.schema, poolSize: 4 });
+const checker = await CheckerClient.connect(config.url, config.checker);
+const errors: string[] = [];
+let acquisitions = 0;
+let tries = 0;
+let tryNulls = 0;
+const until = performance.now() + config.durationMs;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function caller(index: number): Promise<void> {
+  const holder = `${config.name}/${index}`;
+  let round = 0;
+  while (performance.now() < until) {
+    round += 1;
+    const key = config.keys[(index + round) % config.keys.length]!;
+    try {
+      // Every fifth round only tries, so try-acquire is checked under contention too.
+      const useTry = round % 5 === 0;
+      let handle: { release(): Promise<boolean>; token?: bigint } | null;
+      if (config.kind === 'lease') {
+        handle = useTry
+          ? await fence.tryLease(key, { ttlMs: 10_000 })
+          : await fence.lease(key, { ttlMs: 10_000, waitMs: 30_000 });
+      } else {
+        handle = useTry ? await fence.tryLock(key) : await fence.lock(key, { waitMs: 30_000 });
+      }
+      if (useTry) tries += 1;
+      if (!handle) {
+        tryNulls += 1;
+        continue;
+      }
+      acquisitions += 1;
+      await checker.enter(key, holder, config.kind === 'lease' ? handle.token : undefined);
+      await sleep(Math.random() * config.holdMs);
+      await checker.exit(key, holder);
+      const released = await handle.release();
+      if (!released) errors.push(`${holder}: release of ${key} returned false`);
+    } catch (error) {
+      errors.push(
+        `${holder}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      );
+    }
+  }
+}
+
+try {
+  await Promise.all(Array.from({ length: config.callers }, (_, i) => caller(i)));
+} finally {
+  await checker.close();
+  await fence.close();
+}
+process.stdout.write(JSON.stringify({ acquisitions, tries, tryNulls, errors }) + '\n');
