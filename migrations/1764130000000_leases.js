@@ -77,8 +77,9 @@ export async function up(pgm) {
     LANGUAGE plpgsql VOLATILE AS $fn$
     #variable_conflict use_column
     DECLARE
-      v_key text;
+      v_lock integer;
       v_now timestamptz;
+      v_locked text[];
     BEGIN
       IF p_keys IS NULL OR p_owner IS NULL OR p_ttl_ms IS NULL
          OR cardinality(p_ttl_ms) <> cardinality(p_keys)
@@ -87,12 +88,22 @@ export async function up(pgm) {
           USING ERRCODE = '22023';
       END IF;
       PERFORM set_config('synchronous_commit', 'on', true);
-      FOR v_key IN
-        SELECT DISTINCT u.k FROM unnest(p_keys) AS u(k) ORDER BY 1
+      -- Ordered by the lock taken, not by key: keys whose hashtext collide share a lock, and
+      -- ordering them by text would take that lock at different places in two batches.
+      FOR v_lock IN
+        SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1
       LOOP
-        PERFORM pg_advisory_xact_lock(${classId}, hashtext(v_key));
+        PERFORM pg_advisory_xact_lock(${classId}, v_lock);
       END LOOP;
       v_now := clock_timestamp();
+      -- An expired row that someone else has locked (a guarded write holding is_current's FOR
+      -- SHARE, a renewal, release or reap in flight) is busy: it is reported as not acquired, to
+      -- be tried again, instead of waited for. Waiting here would hold up every other key of the
+      -- batch (other callers' requests) and keep their serialisation locks taken meanwhile.
+      v_locked := ARRAY(
+        SELECT l.key FROM ${s}.leases l
+        WHERE l.key = ANY (p_keys) AND l.expires_at <= v_now
+        FOR NO KEY UPDATE SKIP LOCKED);
 
       RETURN QUERY
       WITH wanted AS (
@@ -104,7 +115,8 @@ export async function up(pgm) {
       free AS (
         SELECT w.* FROM wanted w
         WHERE NOT EXISTS (
-          SELECT 1 FROM ${s}.leases l WHERE l.key = w.k AND l.expires_at > v_now
+          SELECT 1 FROM ${s}.leases l
+          WHERE l.key = w.k AND (l.expires_at > v_now OR l.key <> ALL (v_locked))
         )
       ),
       taken AS (
@@ -130,47 +142,99 @@ export async function up(pgm) {
   // a renewal lost in a crash would let the lease expire earlier than its holder was told.
   // A renewal never shortens a lease (greatest): two renewals of one term that cross (an
   // auto-renewal and an explicit extend) then leave the later expiry either promised.
+  //
+  // With p_skip_locked, a term whose row someone else has locked (typically a guarded write
+  // holding is_current's FOR SHARE until it commits) is not waited for: it comes back with
+  // busy = true, to be renewed again shortly. One statement renews many holders' leases, and
+  // one row's wait must not hold up (and at worst cost) all the others. Without it, the
+  // statement waits for such rows, as any UPDATE does, and busy is always false.
   pgm.sql(`
-    CREATE FUNCTION ${s}.renew_leases(p_keys text[], p_tokens bigint[], p_ttl_ms double precision[])
-    RETURNS TABLE (key text, token bigint, expires_at timestamptz, db_now timestamptz)
+    CREATE FUNCTION ${s}.renew_leases(
+      p_keys text[], p_tokens bigint[], p_ttl_ms double precision[],
+      p_skip_locked boolean DEFAULT false
+    )
+    RETURNS TABLE (key text, token bigint, expires_at timestamptz, db_now timestamptz, busy boolean)
     LANGUAGE plpgsql VOLATILE AS $fn$
     #variable_conflict use_column
     DECLARE
       v_now timestamptz;
+      v_locked text[];
     BEGIN
       PERFORM set_config('synchronous_commit', 'on', true);
       v_now := clock_timestamp();
+      IF NOT coalesce(p_skip_locked, false) THEN
+        RETURN QUERY
+        UPDATE ${s}.leases AS l
+        SET expires_at = greatest(l.expires_at, v_now + u.ttl * interval '1 millisecond')
+        FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
+        WHERE l.key = u.k AND l.token = u.t AND l.expires_at > v_now
+        RETURNING l.key, l.token, l.expires_at, v_now, false;
+        RETURN;
+      END IF;
+      v_locked := ARRAY(
+        SELECT l.key FROM ${s}.leases l
+        JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
+        WHERE l.expires_at > v_now
+        FOR NO KEY UPDATE OF l SKIP LOCKED);
       RETURN QUERY
-      UPDATE ${s}.leases AS l
-      SET expires_at = greatest(l.expires_at, v_now + u.ttl * interval '1 millisecond')
-      FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
-      WHERE l.key = u.k AND l.token = u.t AND l.expires_at > v_now
-      RETURNING l.key, l.token, l.expires_at, v_now;
+      WITH renewed AS (
+        UPDATE ${s}.leases AS l
+        SET expires_at = greatest(l.expires_at, v_now + u.ttl * interval '1 millisecond')
+        FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
+        WHERE l.key = u.k AND l.token = u.t AND l.expires_at > v_now AND l.key = ANY (v_locked)
+        RETURNING l.key, l.token, l.expires_at
+      )
+      SELECT r.key, r.token, r.expires_at, v_now, false FROM renewed r
+      UNION ALL
+      SELECT l.key, l.token, l.expires_at, v_now, true
+      FROM ${s}.leases l
+      JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
+      WHERE l.expires_at > v_now AND l.key <> ALL (v_locked);
     END
     $fn$`);
 
   // Release leases, each scoped to its own term, and wake waiters through NOTIFY (sent at
   // commit). The commit need not be durable: a release lost in a crash only means the lease
   // runs out its TTL, which every waiter already allows for.
+  //
+  // With p_skip_locked, a term whose row someone else has locked (a guarded write holding
+  // is_current's FOR SHARE until it commits) is not waited for but returned with busy = true,
+  // to be released on its own: one statement releases many callers' leases, and one row's wait
+  // must not hold up the others. Without it, the statement waits, and busy is always false.
   pgm.sql(`
-    CREATE FUNCTION ${s}.release_leases(p_keys text[], p_tokens bigint[])
-    RETURNS TABLE (key text, token bigint)
+    CREATE FUNCTION ${s}.release_leases(
+      p_keys text[], p_tokens bigint[], p_skip_locked boolean DEFAULT false
+    )
+    RETURNS TABLE (key text, token bigint, busy boolean)
     LANGUAGE plpgsql VOLATILE AS $fn$
     #variable_conflict use_column
     DECLARE
       v_key text;
       v_token bigint;
+      v_skip boolean := coalesce(p_skip_locked, false);
+      v_locked text[];
     BEGIN
       PERFORM set_config('synchronous_commit', 'off', true);
+      IF v_skip THEN
+        v_locked := ARRAY(
+          SELECT l.key FROM ${s}.leases l
+          JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
+          FOR UPDATE OF l SKIP LOCKED);
+        RETURN QUERY
+        SELECT l.key, l.token, true FROM ${s}.leases l
+        JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
+        WHERE l.key <> ALL (v_locked);
+      END IF;
       FOR v_key, v_token IN
         DELETE FROM ${s}.leases AS l
         USING unnest(p_keys, p_tokens) AS u(k, t)
-        WHERE l.key = u.k AND l.token = u.t
+        WHERE l.key = u.k AND l.token = u.t AND (NOT v_skip OR l.key = ANY (v_locked))
         RETURNING l.key, l.token
       LOOP
         PERFORM pg_notify('${channel}', v_key);
         key := v_key;
         token := v_token;
+        busy := false;
         RETURN NEXT;
       END LOOP;
     END
@@ -181,8 +245,8 @@ export async function up(pgm) {
 export async function down(pgm) {
   const schema = await currentSchema(pgm);
   const s = `"${schema}"`;
-  pgm.sql(`DROP FUNCTION ${s}.release_leases(text[], bigint[])`);
-  pgm.sql(`DROP FUNCTION ${s}.renew_leases(text[], bigint[], double precision[])`);
+  pgm.sql(`DROP FUNCTION ${s}.release_leases(text[], bigint[], boolean)`);
+  pgm.sql(`DROP FUNCTION ${s}.renew_leases(text[], bigint[], double precision[], boolean)`);
   pgm.sql(`DROP FUNCTION ${s}.acquire_leases(text[], text, double precision[], jsonb[])`);
   pgm.sql(`DROP FUNCTION ${s}.is_current(text, bigint)`);
   pgm.sql(`DROP SEQUENCE ${s}.fence_tokens`);

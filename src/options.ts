@@ -215,14 +215,18 @@ function defaultOwner(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }
 
-function positiveInteger(name: string, value: unknown, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
+/** A whole number from 1 to `max`, such as a count or a batch size; `name` names the option. */
+export function validateWholeNumber(value: unknown, name: string, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
     throw new InvalidArgumentError(
       `"${name}" must be a whole number from 1 to ${max}, got ${String(value)}`,
     );
   }
   return value;
+}
+
+function positiveInteger(name: string, value: unknown, fallback: number, max: number): number {
+  return value === undefined ? fallback : validateWholeNumber(value, name, max);
 }
 
 function fraction(name: string, value: unknown, fallback: number): number {

@@ -20,10 +20,20 @@ export interface RoundPlan {
   warmupMs: number;
 }
 
+/** The median: one round that a burst of outside load hit does not move it. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
 /**
  * Measures every subject in the same run, alternating: round r runs each subject once, in an
  * order rotated by r, so slow drifts of a shared machine (another job, a checkpoint, the
- * page cache) fall on every subject alike. A subject that fails is reported and dropped.
+ * page cache) fall on every subject alike. Throughput is the median of the rounds' figures;
+ * latencies are those of all rounds. A subject that fails is reported and dropped.
  */
 export async function compare(
   arena: Arena,
@@ -33,7 +43,7 @@ export async function compare(
 ): Promise<Map<string, Measured>> {
   const out = new Map<string, Measured>();
   const unavailable = await arena.open(subjects);
-  const totals = new Map<string, { ops: number; ms: number; latencies: Latencies }>();
+  const totals = new Map<string, { rates: number[]; latencies: Latencies }>();
   const fail = (id: string, status: 'skipped' | 'failed', reason: string) => {
     out.set(id, { id, status, reason, opsPerSec: NaN, p50Ms: NaN, p99Ms: NaN, samples: 0 });
   };
@@ -58,9 +68,8 @@ export async function compare(
           live = live.filter((x) => x !== id);
           continue;
         }
-        const t = totals.get(id) ?? { ops: 0, ms: 0, latencies: new Latencies() };
-        t.ops += r.ops;
-        t.ms += r.elapsedMs;
+        const t = totals.get(id) ?? { rates: [], latencies: new Latencies() };
+        t.rates.push((r.ops * 1000) / r.elapsedMs);
         t.latencies.add(r.latencies);
         totals.set(id, t);
       }
@@ -74,7 +83,7 @@ export async function compare(
     out.set(id, {
       id,
       status: 'ok',
-      opsPerSec: (t.ops * 1000) / t.ms,
+      opsPerSec: median(t.rates),
       p50Ms: t.latencies.at(50),
       p99Ms: t.latencies.at(99),
       samples: t.latencies.count,

@@ -39,8 +39,8 @@ export function params(quick: boolean): Params {
       }
     : {
         quick,
-        rounds: 5,
-        roundMs: 1_000,
+        rounds: 7,
+        roundMs: 800,
         warmupMs: 300,
         handoffRounds: 5,
         handoffRoundMs: 2_000,

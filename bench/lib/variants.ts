@@ -68,11 +68,19 @@ function key(env: VariantEnv, caller: number): string {
  * here, as they would in node-pg's own queue (which is deprecated for concurrent use).
  */
 function serial(c: pg.Client): (text: string, values?: unknown[]) => Promise<pg.QueryResult> {
-  let tail: Promise<unknown> = Promise.resolve();
-  return (text, values) => {
-    const next = tail.then(() => c.query(text, values));
-    tail = next.catch(() => {});
-    return next;
+  let busy = false;
+  const waiting: (() => void)[] = [];
+  return async (text, values) => {
+    // An idle connection is used at once: one caller pays no queueing at all.
+    if (busy) await new Promise<void>((resolve) => waiting.push(resolve));
+    else busy = true;
+    try {
+      return await c.query(text, values);
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else busy = false;
+    }
   };
 }
 

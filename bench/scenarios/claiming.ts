@@ -9,7 +9,6 @@ import pg from 'pg';
 import { createPgFence, type PgFence } from '../../src/index.js';
 import type { BenchContext } from '../lib/context.js';
 import { Latencies } from '../lib/histogram.js';
-import { benchFence } from '../lib/variants.js';
 
 const SCENARIO = '3. claiming (4 workers, batches of 10)';
 const WORKERS = 4;
@@ -42,7 +41,13 @@ async function createJobs(ctx: BenchContext, table: string, rows: number): Promi
  * With `commitEach`, each job is instead committed and released on its own, as a worker whose
  * jobs are independent (and long) would do.
  */
-function fencedWorker(fence: PgFence, schema: string, table: string, commitEach: boolean): Worker {
+function fencedWorker(
+  w: FencedWorkerConnections,
+  schema: string,
+  table: string,
+  commitEach: boolean,
+): Worker {
+  const { fence, writes } = w;
   const from = { sql: `SELECT key FROM ${table} WHERE NOT done ORDER BY id`, parameters: [] };
   const complete = `UPDATE ${table} SET done = true, done_token = $2
                     WHERE key = $1 AND "${schema}".is_current($1, $2)`;
@@ -55,13 +60,13 @@ function fencedWorker(fence: PgFence, schema: string, table: string, commitEach:
       const leases = await fence.claim({ from, limit: BATCH, ttlMs: 60_000 });
       if (commitEach) {
         for (const lease of leases) {
-          await fenced(fencePool(fence), lease.key, lease.token);
+          await fenced(writes, lease.key, lease.token);
           await lease.release();
         }
         return leases.length;
       }
       if (leases.length > 0) {
-        const client = await fencePool(fence).connect();
+        const client = await writes.connect();
         try {
           await client.query('BEGIN');
           for (const lease of leases) await fenced(client, lease.key, lease.token);
@@ -79,12 +84,36 @@ function fencedWorker(fence: PgFence, schema: string, table: string, commitEach:
   };
 }
 
-/** Each fenced worker writes its jobs through a pool of its own, beside its PgFence. */
-const pools = new WeakMap<PgFence, pg.Pool>();
-function fencePool(fence: PgFence): pg.Pool {
-  const p = pools.get(fence);
-  if (!p) throw new Error('no pool for this PgFence');
-  return p;
+/** A fenced worker's connections: its PgFence, and a pool of its own for the job writes. */
+interface FencedWorkerConnections {
+  fence: PgFence;
+  writes: pg.Pool;
+}
+
+/**
+ * Opens `WORKERS` fenced workers' connections. With `genericPlans`, every connection sets
+ * plan_cache_mode=force_generic_plan (the experiment); `pools` collects what to end.
+ */
+function openFencedWorkers(
+  ctx: BenchContext,
+  genericPlans: boolean,
+  pools: pg.Pool[],
+): FencedWorkerConnections[] {
+  const pool = (max: number) => {
+    const p = new pg.Pool({
+      connectionString: ctx.url,
+      max,
+      application_name: 'pgfence-bench',
+      ...(genericPlans ? { options: '-c plan_cache_mode=force_generic_plan' } : {}),
+    });
+    p.on('error', () => {});
+    pools.push(p);
+    return p;
+  };
+  return Array.from({ length: WORKERS }, () => ({
+    fence: createPgFence({ pool: pool(2), schema: ctx.schema, applicationName: 'pgfence-bench' }),
+    writes: pool(1),
+  }));
 }
 
 function plainWorker(client: pg.Client, table: string): Worker {
@@ -154,17 +183,16 @@ export async function claiming(ctx: BenchContext): Promise<void> {
   await createJobs(ctx, fencedTable, p.jobs);
   await createJobs(ctx, plainTable, p.jobs);
 
-  const env = ctx.env({ poolSize: 2 });
-  const fences = Array.from({ length: WORKERS }, () => benchFence(env));
-  for (const f of fences) {
-    const pool = new pg.Pool({
-      connectionString: ctx.url,
-      max: 1,
-      application_name: 'pgfence-bench',
-    });
-    pool.on('error', () => {});
-    pools.set(f, pool);
-  }
+  const eachTable = `"${ctx.schema}".jobs_fenced_each`;
+  await createJobs(ctx, eachTable, p.jobs);
+  // The experiment: the first loop again, on connections where PostgreSQL always uses generic
+  // plans (the claim and lease functions otherwise re-plan their statements on every call).
+  const genericTable = `"${ctx.schema}".jobs_generic`;
+  await createJobs(ctx, genericTable, p.jobs);
+
+  const pools: pg.Pool[] = [];
+  const fenced = openFencedWorkers(ctx, false, pools);
+  const generic = openFencedWorkers(ctx, true, pools);
   const clients = await Promise.all(
     Array.from({ length: WORKERS }, async () => {
       const c = new pg.Client({ connectionString: ctx.url, application_name: 'pgfence-bench' });
@@ -173,33 +201,6 @@ export async function claiming(ctx: BenchContext): Promise<void> {
       return c;
     }),
   );
-  const eachTable = `"${ctx.schema}".jobs_fenced_each`;
-  await createJobs(ctx, eachTable, p.jobs);
-  // The experiment: the first loop again, on connections where PostgreSQL always uses generic
-  // plans (the claim and lease functions otherwise re-plan their statements on every call).
-  const genericTable = `"${ctx.schema}".jobs_generic`;
-  await createJobs(ctx, genericTable, p.jobs);
-  const genericPools: pg.Pool[] = [];
-  const genericPool = (max: number) => {
-    const gp = new pg.Pool({
-      connectionString: ctx.url,
-      max,
-      application_name: 'pgfence-bench',
-      options: '-c plan_cache_mode=force_generic_plan',
-    });
-    gp.on('error', () => {});
-    genericPools.push(gp);
-    return gp;
-  };
-  const genericFences = Array.from({ length: WORKERS }, () => {
-    const f = createPgFence({
-      pool: genericPool(2),
-      schema: ctx.schema,
-      applicationName: 'pgfence-bench',
-    });
-    pools.set(f, genericPool(1));
-    return f;
-  });
   const drained = (table: string) => async () => {
     const { rows } = await ctx.admin.query(`SELECT 1 FROM ${table} WHERE NOT done LIMIT 1`);
     return rows.length === 0;
@@ -209,7 +210,7 @@ export async function claiming(ctx: BenchContext): Promise<void> {
       id: 'pgfence',
       label: 'pgfence claim; fenced UPDATEs, one commit; release',
       table: fencedTable,
-      workers: fences.map((f) => fencedWorker(f, ctx.schema, fencedTable, false)),
+      workers: fenced.map((w) => fencedWorker(w, ctx.schema, fencedTable, false)),
     },
     {
       id: 'plain',
@@ -221,13 +222,13 @@ export async function claiming(ctx: BenchContext): Promise<void> {
       id: 'pgfence-each',
       label: 'pgfence claim; per job: fenced UPDATE, commit, release',
       table: eachTable,
-      workers: fences.map((f) => fencedWorker(f, ctx.schema, eachTable, true)),
+      workers: fenced.map((w) => fencedWorker(w, ctx.schema, eachTable, true)),
     },
     {
       id: 'pgfence-generic',
       label: 'experiment: the first, with plan_cache_mode=force_generic_plan',
       table: genericTable,
-      workers: genericFences.map((f) => fencedWorker(f, ctx.schema, genericTable, false)),
+      workers: generic.map((w) => fencedWorker(w, ctx.schema, genericTable, false)),
     },
   ].map((s) => ({
     ...s,
@@ -253,9 +254,8 @@ export async function claiming(ctx: BenchContext): Promise<void> {
       }
     }
   } finally {
-    await Promise.allSettled([...fences, ...genericFences].map((f) => f.close()));
-    await Promise.allSettled(fences.map((f) => pools.get(f)?.end()));
-    await Promise.allSettled(genericPools.map((gp) => gp.end()));
+    await Promise.allSettled([...fenced, ...generic].map((w) => w.fence.close()));
+    await Promise.allSettled(pools.map((p) => p.end()));
     await Promise.allSettled(clients.map((c) => c.end()));
   }
   const config = `${WORKERS} workers, ${p.jobs.toLocaleString('en-US')} jobs`;

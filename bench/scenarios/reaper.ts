@@ -33,6 +33,13 @@ export async function insertLeases(
   await ctx.admin.query(`VACUUM ANALYZE "${schema}".leases`);
 }
 
+async function walLsn(ctx: BenchContext): Promise<number> {
+  const { rows } = await ctx.admin.query<{ b: string }>(
+    `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b`,
+  );
+  return Number(rows[0]?.b ?? NaN);
+}
+
 function merge(into: { lat: Latencies; ops: number; ms: number }, r: RoundResult): void {
   into.lat.add(r.latencies);
   into.ops += r.ops;
@@ -53,6 +60,8 @@ export async function reaper(ctx: BenchContext): Promise<void> {
   let reaped = 0;
   let reapMs = 0;
   let failure: string | undefined;
+  let walBefore = 0;
+  let walBytes = NaN;
   try {
     const unavailable = await arena.open([{ id: 'acquire', kind: 'pgfence-lease-acquire' }]);
     const why = unavailable.get('acquire');
@@ -67,6 +76,9 @@ export async function reaper(ctx: BenchContext): Promise<void> {
     // Slices that lie wholly inside the reaping window count as "during"; the one the reaper
     // finishes in is dropped.
     let reaping = true;
+    // WAL written while reaping: an acquirer's synchronous commit must flush all WAL before
+    // its commit record, the reaper's deletions included.
+    walBefore = await walLsn(ctx);
     const t0 = performance.now();
     const pass = reaperFence
       .reap({ batchSize: BATCH })
@@ -88,6 +100,7 @@ export async function reaper(ctx: BenchContext): Promise<void> {
       if (reaping) merge(busy, r);
     }
     await pass;
+    walBytes = (await walLsn(ctx)) - walBefore;
     for (let i = 0; i < QUIET_SLICES; i += 1) await slice(quiet);
   } catch (error) {
     failure ??= error instanceof Error ? error.message : String(error);
@@ -114,7 +127,10 @@ export async function reaper(ctx: BenchContext): Promise<void> {
     subject: 'reap() pass, batches of 1,000',
     status: 'ok',
     opsPerSec: (reaped * 1000) / reapMs,
-    note: `rows/s; ${reaped.toLocaleString('en-US')} rows in ${(reapMs / 1000).toFixed(1)} s; ${left.rows[0]?.n ?? '?'} left`,
+    note:
+      `rows/s; ${reaped.toLocaleString('en-US')} rows in ${(reapMs / 1000).toFixed(1)} s; ` +
+      `${left.rows[0]?.n ?? '?'} left; WAL ${(walBytes / 2 ** 20).toFixed(0)} MiB ` +
+      `(${(walBytes / 2 ** 20 / (reapMs / 1000)).toFixed(0)} MiB/s, callers' included)`,
   });
   for (const [label, w] of [
     ['tryLease, no reaper running', quiet],

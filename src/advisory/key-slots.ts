@@ -1,4 +1,5 @@
 import { ClosedError } from '../errors.js';
+import { atDeadline } from '../lease/long-timer.js';
 
 /** Proof of owning a key's slot; `release()` hands the slot on and is safe to call twice. @internal */
 export interface Slot {
@@ -47,9 +48,9 @@ export class KeySlots {
     if (free) return free;
     const queue = this.#queues.get(id)!;
     return new Promise<Slot>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let stopTimer: (() => void) | undefined;
       const settle = (): void => {
-        if (timer) clearTimeout(timer);
+        stopTimer?.();
         signal?.removeEventListener('abort', onAbort);
         const at = queue.waiters.indexOf(waiter);
         if (at >= 0) queue.waiters.splice(at, 1);
@@ -62,10 +63,8 @@ export class KeySlots {
       queue.waiters.push(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
       if (Number.isFinite(deadline)) {
-        timer = setTimeout(
-          () => waiter.fail(onTimeout()),
-          Math.max(0, deadline - performance.now()),
-        );
+        // Not a plain setTimeout: a wait of more than ~24.8 days would fire after 1 ms.
+        stopTimer = atDeadline(deadline, () => waiter.fail(onTimeout()));
       }
     });
   }

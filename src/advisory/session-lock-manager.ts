@@ -23,6 +23,8 @@ import { delay, settle } from './settle.js';
  */
 const FIRST_RETRY_MS = 4;
 const MAX_RETRY_MS = 50;
+/** How long close() waits for a session that is still connecting. */
+const CLOSE_WAIT_FOR_OPENING_MS = 2_000;
 
 /**
  * Session advisory locks multiplexed over `advisorySessions` dedicated connections: a lock id
@@ -101,10 +103,15 @@ export class SessionLockManager {
     if (this.#closed) return;
     this.#closed = true;
     this.#slots.close();
-    const sessions = await Promise.allSettled(this.#opening.filter((s) => s !== undefined));
-    await Promise.all(
-      sessions.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)),
-    );
+    // A session still opening closes itself once it sees #closed (see #session), so close()
+    // waits for it only briefly: a connect that hangs on a stalled network must not hang close().
+    const opening = Promise.allSettled(this.#opening.filter((s) => s !== undefined));
+    const waited = await settle(opening, performance.now() + CLOSE_WAIT_FOR_OPENING_MS);
+    const sessions =
+      waited.kind === 'done'
+        ? waited.value.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+        : this.#live.filter((s) => s !== undefined);
+    await Promise.all(sessions.map((s) => s.close()));
   }
 
   /**

@@ -1,4 +1,4 @@
-import { performance } from 'node:perf_hooks';
+import { atDeadline } from '../lease/long-timer.js';
 
 /** How a wait for a promise ended. @internal */
 export type Outcome<T> =
@@ -23,19 +23,17 @@ export function settle<T>(
     return Promise.resolve({ kind: 'aborted' });
   }
   return new Promise((resolve) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopTimer: (() => void) | undefined;
     const finish = (outcome: Outcome<T>): void => {
-      if (timer) clearTimeout(timer);
+      stopTimer?.();
       signal?.removeEventListener('abort', onAbort);
       resolve(outcome);
     };
     const onAbort = (): void => finish({ kind: 'aborted' });
     signal?.addEventListener('abort', onAbort, { once: true });
     if (Number.isFinite(deadline)) {
-      timer = setTimeout(
-        () => finish({ kind: 'timeout' }),
-        Math.max(0, deadline - performance.now()),
-      );
+      // Not a plain setTimeout: a wait of more than ~24.8 days would fire after 1 ms.
+      stopTimer = atDeadline(deadline, () => finish({ kind: 'timeout' }));
     }
     promise.then(
       (value) => finish({ kind: 'done', value }),

@@ -24,6 +24,9 @@ const WAIT_SQL = `SELECT set_config('lock_timeout', w.previous, true) AS restore
           FROM (SELECT current_setting('lock_timeout') AS previous,
                        set_config('lock_timeout', $2, true) AS applied) AS s) AS w`;
 
+/** The largest `lock_timeout` PostgreSQL accepts, in milliseconds. */
+const INT4_MAX = 2 ** 31 - 1;
+
 const TRY_SQL = 'SELECT pg_try_advisory_xact_lock($1::int8) AS locked';
 
 /**
@@ -63,7 +66,10 @@ export async function xactLock(
       const rows = await run(TRY_SQL, [id.toString()]);
       if (rows[0]?.locked !== true) throw new LockTimeoutError(String(display), 0);
     } else {
-      const timeout = waitMs === Infinity ? '0' : `${Math.max(1, Math.ceil(waitMs))}ms`;
+      // lock_timeout cannot exceed INT_MAX ms (~24.8 days): a longer finite wait is capped there
+      // rather than refused by the server.
+      const timeout =
+        waitMs === Infinity ? '0' : `${Math.min(INT4_MAX, Math.max(1, Math.ceil(waitMs)))}ms`;
       await run(WAIT_SQL, [id.toString(), timeout]);
     }
   } catch (error) {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { validateTtl } from '../options.js';
+import { validateTtl, validateWholeNumber } from '../options.js';
 import type { ClaimOptions } from '../types.js';
 
 /** The most leases one `claim` call may take: a bigger batch holds its row locks too long. */
@@ -33,17 +33,7 @@ export function validateClaimRequest(options: ClaimOptions, defaultTtlMs: number
   if (hasFrom === hasKeys) {
     throw new InvalidArgumentError('claim needs exactly one of "from" (a query) and "keys"');
   }
-  const { limit } = options;
-  if (
-    typeof limit !== 'number' ||
-    !Number.isInteger(limit) ||
-    limit < 1 ||
-    limit > MAX_CLAIM_LIMIT
-  ) {
-    throw new InvalidArgumentError(
-      `"limit" must be a whole number from 1 to ${MAX_CLAIM_LIMIT}, got ${String(limit)}`,
-    );
-  }
+  const limit = validateWholeNumber(options.limit, 'limit', MAX_CLAIM_LIMIT);
   const ttlMs = options.ttlMs === undefined ? defaultTtlMs : validateTtl(options.ttlMs);
   const autoRenew = options.autoRenew ?? false;
   if (typeof autoRenew !== 'boolean') {

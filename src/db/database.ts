@@ -2,6 +2,11 @@ import pg from 'pg';
 import type { ResolvedOptions } from '../options.js';
 import { explainDbError } from './errors.js';
 
+/** How long a dedicated connection may take to open when the pool's settings name no limit. */
+const DEDICATED_CONNECT_TIMEOUT_MS = 10_000;
+/** How long close() lets requests already queued for a pooled connection get one. */
+const CLOSE_DRAIN_MS = 10_000;
+
 /**
  * pgfence's access to PostgreSQL: the pool it queries through (the caller's, or one it owns)
  * and a way to open dedicated connections (advisory sessions, LISTEN) with the same settings.
@@ -56,6 +61,10 @@ export class Database {
   async connectDedicated(applicationName?: string): Promise<pg.Client> {
     const client = new pg.Client({
       ...this.#clientConfig,
+      // pg waits for ever by default: a server that accepts the socket but never answers (a
+      // stalled network) would hold the connect, and whoever awaits it, open for good.
+      connectionTimeoutMillis:
+        this.#clientConfig.connectionTimeoutMillis || DEDICATED_CONNECT_TIMEOUT_MS,
       ...(applicationName ? { application_name: applicationName } : {}),
     });
     await client.connect();
@@ -64,6 +73,14 @@ export class Database {
 
   /** Ends the pool if pgfence opened it; a caller's pool is left alone. */
   async close(): Promise<void> {
-    if (this.#ownsPool) await this.pool.end();
+    if (!this.#ownsPool) return;
+    // pg.Pool.end() drops the requests still queued for a connection without ever answering
+    // them: a call made just before close() would hang for good. Let those get their
+    // connection first (end() then waits for them to hand it back).
+    const until = performance.now() + CLOSE_DRAIN_MS;
+    while (this.pool.waitingCount > 0 && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await this.pool.end();
   }
 }

@@ -16,6 +16,9 @@ export interface AcquireLoopDeps {
   discard(outcome: Acquired): void;
 }
 
+/** The pause before trying again a key whose expired row was busy. */
+const BUSY_RETRY_MS = 20;
+
 /** Jitter so that waiters of one key in several processes do not retry in lockstep. */
 function jittered(ms: number): number {
   return ms + Math.random() * Math.min(100, 10 + ms * 0.1);
@@ -70,7 +73,12 @@ export async function acquireWithWait(
         if (deps.listener.ready) continue;
       }
       const left = outcome.holderExpiresInMs;
-      const sleepMs = Math.min(deps.pollIntervalMs, left === null ? 0 : Math.max(0, left));
+      // An expired row that was not granted is busy (a guarded write, a release or reap in
+      // flight): it frees up in moments, but not at once.
+      const sleepMs = Math.min(
+        deps.pollIntervalMs,
+        left === null ? 0 : Math.max(BUSY_RETRY_MS, left),
+      );
       const timer = delay(jittered(sleepMs));
       try {
         await cancel.race(Promise.race([timer.promise, subscription.next()]));

@@ -1,4 +1,5 @@
 import { LockTimeoutError } from '../errors.js';
+import { atDeadline } from './long-timer.js';
 
 /**
  * What ends a wait: `waitMs` passing (LockTimeoutError), the caller's signal (its reason) or
@@ -18,8 +19,10 @@ export class Cancellation {
     });
     this.#promise.catch(() => {});
     if (waitMs > 0 && Number.isFinite(waitMs)) {
-      const timer = setTimeout(() => this.cancel(new LockTimeoutError(key, waitMs)), waitMs);
-      this.#cleanups.push(() => clearTimeout(timer));
+      const stop = atDeadline(performance.now() + waitMs, () =>
+        this.cancel(new LockTimeoutError(key, waitMs)),
+      );
+      this.#cleanups.push(stop);
     }
     for (const signal of signals) {
       if (!signal) continue;

@@ -14,6 +14,9 @@ export async function isCurrent(db: Database, key: string, token: bigint): Promi
   if (typeof token !== 'bigint') {
     throw new InvalidArgumentError(`a fencing token must be a bigint, got ${typeof token}`);
   }
+  if (token !== BigInt.asIntN(64, token)) {
+    throw new InvalidArgumentError(`a fencing token is a 64-bit signed integer, got ${token}`);
+  }
   const result = await db.query<{ current: boolean }>(
     `SELECT EXISTS (
        SELECT 1 FROM ${qualified(db.schema, 'leases')}

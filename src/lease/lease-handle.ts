@@ -2,6 +2,7 @@ import { AlreadyReleasedError, InvalidArgumentError, LockLostError } from '../er
 import { validateTtl } from '../options.js';
 import type { Lease } from '../types.js';
 import type { AcquiredLease } from './acquired.js';
+import { MAX_TIMER_MS } from './long-timer.js';
 
 /** What a handle needs from its manager. @internal */
 export interface LeaseHandleHost {
@@ -200,13 +201,15 @@ export class LeaseHandle implements Lease {
       this.lose('its local deadline passed (no renewal confirmed in time)');
       return;
     }
+    // A deadline further off than one timer can wait (a TTL of weeks) is reached by re-arming.
+    const delayMs = Math.min(MAX_TIMER_MS, Math.ceil(left));
     this.#timer = setTimeout(() => {
       if (performance.now() >= this.#deadline) {
         this.lose('its local deadline passed (no renewal confirmed in time)');
       } else {
         this.#arm();
       }
-    }, Math.ceil(left));
+    }, delayMs);
     this.#timer.unref();
   }
 }

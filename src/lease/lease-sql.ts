@@ -66,30 +66,45 @@ export interface RenewRow {
   key: string;
   token: string;
   expires_at: Date;
+  /** Not renewed: its row was locked by someone else (skipLocked only); try again shortly. */
+  busy: boolean;
 }
 
 export function renewSql(schema: string): string {
-  return `SELECT key, token::text AS token, expires_at
-          FROM ${qualified(schema, 'renew_leases')}($1::text[], $2::bigint[], $3::float8[])`;
+  return `SELECT key, token::text AS token, expires_at, busy
+          FROM ${qualified(schema, 'renew_leases')}($1::text[], $2::bigint[], $3::float8[], $4::boolean)`;
 }
 
 export function renewParams(
   leases: readonly { key: string; token: bigint; ttlMs: number }[],
+  skipLocked: boolean,
 ): unknown[] {
   return [
     leases.map((l) => l.key),
     leases.map((l) => l.token.toString()),
     leases.map((l) => l.ttlMs),
+    skipLocked,
   ];
 }
 
-export function releaseSql(schema: string): string {
-  return `SELECT key, token::text AS token
-          FROM ${qualified(schema, 'release_leases')}($1::text[], $2::bigint[])`;
+/** One row of `release_leases`. */
+export interface ReleaseRow {
+  key: string;
+  token: string;
+  /** Not released: its row was locked by someone else (skipLocked only). */
+  busy: boolean;
 }
 
-export function releaseParams(leases: readonly { key: string; token: bigint }[]): unknown[] {
-  return [leases.map((l) => l.key), leases.map((l) => l.token.toString())];
+export function releaseSql(schema: string): string {
+  return `SELECT key, token::text AS token, busy
+          FROM ${qualified(schema, 'release_leases')}($1::text[], $2::bigint[], $3::boolean)`;
+}
+
+export function releaseParams(
+  leases: readonly { key: string; token: bigint }[],
+  skipLocked: boolean,
+): unknown[] {
+  return [leases.map((l) => l.key), leases.map((l) => l.token.toString()), skipLocked];
 }
 
 /** `key` + NUL + token: a map key for one term (NUL cannot occur in a key). */

@@ -11,6 +11,7 @@ import {
   renewSql,
   termId,
   type AcquireOutcome,
+  type ReleaseRow,
   type RenewRow,
 } from './lease-sql.js';
 import { timedQuery } from './timed-query.js';
@@ -27,9 +28,21 @@ export interface AcquireRequest {
 export interface RenewResult {
   sentAt: number;
   expiresAt: Map<string, Date>;
+  /** Terms still live but not renewed, their rows being locked by someone else (skipLocked). */
+  busy: Set<string>;
 }
 
-const MAX_BATCH = 1_000;
+/**
+ * Keys per acquire statement: each takes a transaction-level advisory lock, and PostgreSQL's
+ * shared lock table is sized for ~64 locks per connection, so batches stay well below that.
+ */
+const MAX_ACQUIRE_BATCH = 256;
+const MAX_RELEASE_BATCH = 1_000;
+/**
+ * An acquire that gets no answer in this time fails rather than pinning a connection for ever
+ * (a stalled network); a grant that lands later is a row nobody holds, which expires by its TTL.
+ */
+const ACQUIRE_TIMEOUT_MS = 60_000;
 /**
  * A release that gets no answer in this time fails (the lease then runs out its TTL): a
  * stalled network must not hang release() or close() for ever.
@@ -48,17 +61,17 @@ export class LeaseStore {
   readonly #db: Database;
   readonly #owner: string;
   readonly #acquirer: Coalescer<AcquireRequest, AcquireOutcome>;
-  readonly #releaser: Coalescer<{ key: string; token: bigint }, boolean>;
+  readonly #releaser: Coalescer<{ key: string; token: bigint }, boolean | 'busy'>;
 
   constructor(db: Database, owner: string) {
     this.#db = db;
     this.#owner = owner;
     this.#acquirer = new Coalescer((batch) => this.#acquireBatch(batch), {
-      maxBatch: MAX_BATCH,
+      maxBatch: MAX_ACQUIRE_BATCH,
       maxInFlight: MAX_IN_FLIGHT,
     });
     this.#releaser = new Coalescer((batch) => this.#releaseBatch(batch), {
-      maxBatch: MAX_BATCH,
+      maxBatch: MAX_RELEASE_BATCH,
       maxInFlight: MAX_IN_FLIGHT,
     });
   }
@@ -69,37 +82,60 @@ export class LeaseStore {
   }
 
   /** Deletes one term of a key; true if it was there. */
-  release(key: string, token: bigint): Promise<boolean> {
-    return this.#releaser.submit({ key, token });
-  }
-
-  /** Deletes many terms in one statement (used by close), within `timeoutMs`. */
-  async releaseAll(terms: { key: string; token: bigint }[], timeoutMs: number): Promise<number> {
-    if (terms.length === 0) return 0;
-    const result = await timedQuery(
+  async release(key: string, token: bigint): Promise<boolean> {
+    const started = performance.now();
+    const answer = await this.#releaser.submit({ key, token });
+    if (answer !== 'busy') return answer;
+    // Its row is locked by someone else (a guarded write in progress): the shared statement
+    // skipped it, and this caller alone waits for it, in a statement of its own.
+    const alone = await timedQuery(
       this.#db,
       releaseSql(this.#db.schema),
-      releaseParams(terms),
-      timeoutMs,
+      releaseParams([{ key, token }], false),
+      Math.max(1, RELEASE_TIMEOUT_MS - (performance.now() - started)),
     );
-    return result.rowCount ?? 0;
+    return (alone.rowCount ?? 0) > 0;
   }
 
-  /** Renews terms in one statement, each scoped to (key, token, unexpired). */
+  /**
+   * Deletes many terms in one statement (used by close), within `timeoutMs`; returns how many.
+   * A term whose row someone else has locked is left to run out its TTL rather than waited for.
+   */
+  async releaseAll(terms: { key: string; token: bigint }[], timeoutMs: number): Promise<number> {
+    if (terms.length === 0) return 0;
+    const result = await timedQuery<ReleaseRow>(
+      this.#db,
+      releaseSql(this.#db.schema),
+      releaseParams(terms, true),
+      timeoutMs,
+    );
+    return result.rows.filter((row) => !row.busy).length;
+  }
+
+  /**
+   * Renews terms in one statement, each scoped to (key, token, unexpired). With `skipLocked`,
+   * a term whose row someone else has locked is reported busy instead of waited for, so that
+   * one lease's wait never holds up the others sharing the statement.
+   */
   async renew(
     terms: readonly { key: string; token: bigint; ttlMs: number }[],
     timeoutMs: number,
+    skipLocked = false,
   ): Promise<RenewResult> {
     const sentAt = performance.now();
     const result = await timedQuery<RenewRow>(
       this.#db,
       renewSql(this.#db.schema),
-      renewParams(terms),
+      renewParams(terms, skipLocked),
       timeoutMs,
     );
     const expiresAt = new Map<string, Date>();
-    for (const row of result.rows) expiresAt.set(termId(row.key, row.token), row.expires_at);
-    return { sentAt, expiresAt };
+    const busy = new Set<string>();
+    for (const row of result.rows) {
+      if (row.busy) busy.add(termId(row.key, row.token));
+      else expiresAt.set(termId(row.key, row.token), row.expires_at);
+    }
+    return { sentAt, expiresAt, busy };
   }
 
   async #acquireBatch(batch: AcquireRequest[]): Promise<PromiseSettledResult<AcquireOutcome>[]> {
@@ -146,9 +182,11 @@ export class LeaseStore {
 
   async #acquireDistinct(requests: AcquireRequest[]): Promise<AcquireOutcome[]> {
     const sentAt = performance.now();
-    const result = await this.#db.query<Parameters<typeof parseAcquireRow>[0]>(
+    const result = await timedQuery<Parameters<typeof parseAcquireRow>[0]>(
+      this.#db,
       acquireSql(this.#db.schema),
       acquireParams(this.#owner, requests),
+      ACQUIRE_TIMEOUT_MS,
     );
     const byKey = new Map(result.rows.map((row) => [row.key, row]));
     return requests.map((r) => {
@@ -160,14 +198,19 @@ export class LeaseStore {
 
   async #releaseBatch(
     batch: { key: string; token: bigint }[],
-  ): Promise<PromiseSettledResult<boolean>[]> {
-    const result = await timedQuery<{ key: string; token: string }>(
+  ): Promise<PromiseSettledResult<boolean | 'busy'>[]> {
+    const result = await timedQuery<ReleaseRow>(
       this.#db,
       releaseSql(this.#db.schema),
-      releaseParams(batch),
+      releaseParams(batch, true),
       RELEASE_TIMEOUT_MS,
     );
-    const deleted = new Set(result.rows.map((row) => termId(row.key, row.token)));
-    return batch.map((t) => ({ status: 'fulfilled', value: deleted.has(termId(t.key, t.token)) }));
+    const answers = new Map<string, boolean | 'busy'>();
+    for (const row of result.rows)
+      answers.set(termId(row.key, row.token), row.busy ? 'busy' : true);
+    return batch.map((t) => ({
+      status: 'fulfilled',
+      value: answers.get(termId(t.key, t.token)) ?? false,
+    }));
   }
 }

@@ -34,6 +34,16 @@ async function endWithin(client: pg.Client, timeoutMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Waits for `promise` to settle, but no longer than `timeoutMs`. */
+async function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([promise.catch(() => {}), timeout]);
+  clearTimeout(timer);
+}
+
 /**
  * One LISTEN connection per PgFence, shared by every lease waiter. `release_leases` sends the
  * key of each released lease on `<schema>.released`; the matching waiters are woken at once.
@@ -104,7 +114,9 @@ export class ReleaseListener {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#connecting?.catch(() => {});
+    // A connect still on its way ends itself once it sees #closed; close() does not wait for
+    // one that hangs (a stalled network) longer than it would wait for a polite goodbye.
+    if (this.#connecting) await settleWithin(this.#connecting, CLOSE_TIMEOUT_MS);
     const client = this.#client;
     this.#client = undefined;
     this.#wakeAll();

@@ -1,6 +1,7 @@
 import { termId } from './lease-sql.js';
 import type { LeaseHandle } from './lease-handle.js';
 import type { LeaseStore } from './lease-store.js';
+import { MAX_TIMER_MS } from './long-timer.js';
 
 const MIN_RETRY_MS = 50;
 const MAX_RETRY_MS = 1_000;
@@ -44,11 +45,19 @@ export class Renewer {
     this.#leases.clear();
   }
 
+  /** A jittered pause before renewing `lease` again after a failed or busy attempt. */
+  #retryDelay(lease: LeaseHandle): number {
+    const backoff = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, lease.ttlMs / 20));
+    return backoff * (0.5 + Math.random());
+  }
+
   #schedule(at: number): void {
     clearTimeout(this.#timer);
     this.#timerAt = at;
     if (at === Infinity) return;
-    this.#timer = setTimeout(() => this.#tick(), Math.max(0, Math.ceil(at - performance.now())));
+    // A far-off renewal (a TTL of weeks) wakes early; #tick then finds nothing due and re-arms.
+    const delayMs = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(at - performance.now())));
+    this.#timer = setTimeout(() => this.#tick(), delayMs);
     this.#timer.unref();
   }
 
@@ -79,11 +88,16 @@ export class Renewer {
     const timeoutMs = Math.max(MIN_RETRY_MS, earliestDeadline - performance.now());
     const terms = batch.map((l) => ({ key: l.key, token: l.token, ttlMs: l.ttlMs }));
     try {
-      const result = await this.#store.renew(terms, timeoutMs);
+      const result = await this.#store.renew(terms, timeoutMs, true);
+      const now = performance.now();
       batch.forEach((lease, i) => {
-        const expiresAt = result.expiresAt.get(termId(lease.key, lease.token));
+        const term = termId(lease.key, lease.token);
+        const expiresAt = result.expiresAt.get(term);
         if (expiresAt) lease.confirm(result.sentAt, terms[i]!.ttlMs, expiresAt);
-        else {
+        else if (result.busy.has(term)) {
+          // Its row is locked (a guarded write of this lease in progress): try again soon.
+          lease.renewAt = now + this.#retryDelay(lease);
+        } else {
           lease.lose('a renewal found it gone (it expired or was taken over)', { rowGone: true });
         }
       });
@@ -92,8 +106,7 @@ export class Renewer {
       const now = performance.now();
       for (const lease of batch) {
         if (!lease.held) continue;
-        const backoff = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, lease.ttlMs / 20));
-        lease.renewAt = now + backoff * (0.5 + Math.random());
+        lease.renewAt = now + this.#retryDelay(lease);
       }
     }
     if (this.#stopped) return;

@@ -18,16 +18,25 @@ export async function timedQuery<R extends pg.QueryResultRow>(
   const started = performance.now();
   const client = await connectWithin(db.pool, Math.max(1, timeoutMs));
   const remaining = Math.max(1, Math.ceil(timeoutMs - (performance.now() - started)));
+  // A checked-out client whose connection dies (a server crash sends FATAL between messages)
+  // emits 'error'; unheard, that would crash the process. The query itself rejects as well.
+  let broken: Error | undefined;
+  const onClientError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onClientError);
   try {
     const result = await client.query<R>({
       text,
       values,
       query_timeout: remaining,
     } as pg.QueryConfig);
-    client.release();
+    client.off('error', onClientError);
+    client.release(broken);
     return result;
   } catch (error) {
     // Whatever went wrong, this connection is suspect: let the pool open a new one.
+    client.off('error', onClientError);
     client.release(error instanceof Error ? error : true);
     throw explainDbError(error, db.schema);
   }

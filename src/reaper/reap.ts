@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js';
 import { explainDbError } from '../db/errors.js';
 import { qualified } from '../db/identifiers.js';
 import { InvalidArgumentError } from '../errors.js';
+import { validateWholeNumber } from '../options.js';
 import type { ReapOptions } from '../types.js';
 
 export const DEFAULT_REAP_BATCH_SIZE = 1_000;
@@ -20,17 +21,7 @@ export function validateReapOptions(options: ReapOptions | undefined): number {
     if (name !== 'batchSize') throw new InvalidArgumentError(`unknown reap option "${name}"`);
   }
   const { batchSize = DEFAULT_REAP_BATCH_SIZE } = options;
-  if (
-    typeof batchSize !== 'number' ||
-    !Number.isInteger(batchSize) ||
-    batchSize < 1 ||
-    batchSize > MAX_REAP_BATCH_SIZE
-  ) {
-    throw new InvalidArgumentError(
-      `"batchSize" must be a whole number from 1 to ${MAX_REAP_BATCH_SIZE}, got ${String(batchSize)}`,
-    );
-  }
-  return batchSize;
+  return validateWholeNumber(batchSize, 'batchSize', MAX_REAP_BATCH_SIZE);
 }
 
 /**

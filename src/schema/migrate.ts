@@ -42,6 +42,12 @@ export async function runMigrations(
   const { runner } = await import('node-pg-migrate');
   const client = await pool.connect();
   let broken: Error | undefined;
+  // A checked-out client whose connection dies emits 'error'; unheard, that would crash the
+  // process. The failing query rejects with the same error, which is what the caller sees.
+  const onClientError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onClientError);
   try {
     const ran = await runner({
       dbClient: client,
@@ -67,6 +73,7 @@ export async function runMigrations(
   } finally {
     // A client whose migration failed may still hold the migration lock or be mid-transaction:
     // destroy it rather than hand it back.
+    client.off('error', onClientError);
     client.release(broken);
   }
 }

@@ -1,6 +1,6 @@
 // Losing an advisory session: a terminated backend, and a backend that stops answering.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   AlreadyReleasedError,
   LockLostError,
@@ -8,16 +8,9 @@ import {
   type PgFence,
 } from '../../src/index.js';
 import { advisoryKeyId } from '../../src/keys.js';
-import {
-  migratedFence,
-  newPool,
-  testUrl,
-  uniqueSchema,
-  type TestFence,
-} from '../support/database.js';
+import { newPool, testUrl, uniqueSchema, useMigratedFence } from '../support/database.js';
 import { processScript, runScript } from '../support/spawn.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 /** Advisory lock ids granted to connections with this application_name, by backend pid. */
 async function locksByPid(pool: pg.Pool, appName: string): Promise<Map<number, string[]>> {
@@ -62,16 +55,10 @@ async function takeInAnotherProcess(schema: string, keys: string[]): Promise<str
 }
 
 describe('losing an advisory session', () => {
-  let t: TestFence;
-  let admin: pg.Pool;
-
-  beforeAll(async () => {
-    t = await migratedFence();
-    admin = newPool({ max: 2 });
-  });
+  const t = useMigratedFence();
+  const admin = newPool({ max: 2 });
   afterAll(async () => {
     await admin.end();
-    await t.cleanup();
   });
 
   it('aborts every lock on a terminated backend at once, and never re-takes them', async () => {

@@ -19,7 +19,7 @@ describe('a holder whose connections are terminated', () => {
     const appName = `holder_${t.schema}`;
     const errors: unknown[] = [];
     const fence = t.another({ applicationName: appName, onError: (e) => errors.push(e) });
-    const lease = await fence.lease('kept', { ttlMs: 1_500, autoRenew: true });
+    const lease = await fence.lease('kept', { ttlMs: 3_000, autoRenew: true });
     const first = lease.expiresAt.getTime();
     const admin = new pg.Client({ connectionString: testUrl() });
     await admin.connect();

@@ -2,18 +2,12 @@
 // "session" silently changes backend. These tests stand in for one by making the dedicated
 // connection report another backend pid from a chosen moment on.
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { SessionLockManager } from '../../src/advisory/session-lock-manager.js';
 import { Database } from '../../src/db/database.js';
 import { LockLostError, SessionChangedError } from '../../src/errors.js';
 import { resolveOptions } from '../../src/options.js';
-import {
-  migratedFence,
-  newPool,
-  testUrl,
-  uniqueSchema,
-  type TestFence,
-} from '../support/database.js';
+import { newPool, testUrl, uniqueSchema, useMigratedFence } from '../support/database.js';
 
 class SwitchingDatabase extends Database {
   switched = false;
@@ -40,16 +34,10 @@ class SwitchingDatabase extends Database {
 }
 
 describe('a session that changes backend (transaction-mode pooler)', () => {
-  let t: TestFence;
-  let admin: pg.Pool;
-
-  beforeAll(async () => {
-    t = await migratedFence();
-    admin = newPool({ max: 1 });
-  });
+  const t = useMigratedFence();
+  const admin = newPool({ max: 1 });
   afterAll(async () => {
     await admin.end();
-    await t.cleanup();
   });
 
   function manager(livenessIntervalMs: number): {

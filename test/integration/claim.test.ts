@@ -10,22 +10,10 @@ import {
   type Lease,
 } from '../../src/index.js';
 import { migratedFence, testUrl, uniqueSchema, type TestFence } from '../support/database.js';
+import { sleep, within } from '../support/wait.js';
 
 interface Db {
   jobs: { id: number; done: number };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves to 'timeout' if `promise` has not settled within `ms`: "did not wait" with a wide margin. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const keysOf = (leases: Lease[]) => leases.map((l) => l.key);

@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { testUrl } from '../support/database.js';
-import { cli } from './cli-support.js';
+import { cli } from '../support/cli.js';
 
 describe('pgfence demo --url', () => {
   it('works in a schema of its own on the given server, prints a verified summary and drops the schema', async () => {

@@ -5,7 +5,8 @@
 // directory behind. cli-demo-url.test.ts runs it against the suite's own server with --url.
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cli, until } from './cli-support.js';
+import { isAlive } from '../../src/cli/demo/postgres-process.js';
+import { cli, until } from '../support/cli.js';
 
 interface Summary {
   type: 'summary';
@@ -52,15 +53,6 @@ function expectVerified(summary: Summary): void {
   expect(summary.overlaps).toBe(0);
   expect(summary.sections).toBeGreaterThan(0);
 }
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('pgfence demo', () => {
   it('--quick runs end to end on its own embedded PostgreSQL, verified, and cleans up', async () => {

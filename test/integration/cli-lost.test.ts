@@ -3,37 +3,12 @@
 // answering the renewals. Either way the command gets SIGTERM (SIGKILL after --grace) and
 // `pgfence run` exits 76; a live lease is not force-released without --force.
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testUrl, uniqueSchema } from '../support/database.js';
+import { describe, expect, it } from 'vitest';
 import { startTcpProxy } from '../support/tcp-proxy.js';
-import { cli, lines, pgfence, until } from './cli-support.js';
+import { cli, lines, pgfence, until, useCliSchema } from '../support/cli.js';
 
-let schema: string;
-let url: string;
-let dir: string;
-let admin: pg.Pool;
-const db = (): string[] => ['--url', url, '--schema', schema];
-
-beforeAll(async () => {
-  url = testUrl();
-  schema = uniqueSchema('cli');
-  dir = await mkdtemp(join(tmpdir(), 'pgfence-cli-test-'));
-  admin = new pg.Pool({ connectionString: url, max: 2 });
-  const migrated = await pgfence(['migrate', ...db()]);
-  expect(migrated.stderr).toBe('');
-  expect(migrated.code).toBe(0);
-  expect(migrated.stdout).toMatch(/applied 1764130000000_leases/);
-});
-
-afterAll(async () => {
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
-  await admin.end();
-  await rm(dir, { recursive: true, force: true });
-});
+const { url, schema, dir, db } = useCliSchema();
 
 describe('pgfence run, when the lease is lost', () => {
   it('stops the command and exits 76 when the lease is force-released under it', async () => {

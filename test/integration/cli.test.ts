@@ -2,36 +2,12 @@
 // one key never overlap and later ones get larger tokens, exit codes pass through, and --wait 0
 // fails at once while the key is held. cli-lost.test.ts covers a lease lost under a command.
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testUrl, uniqueSchema } from '../support/database.js';
-import { cli, lines, pgfence, until } from './cli-support.js';
+import { describe, expect, it } from 'vitest';
+import { cli, lines, pgfence, until, useCliSchema } from '../support/cli.js';
 
-let schema: string;
-let url: string;
-let dir: string;
-let admin: pg.Pool;
-const db = (): string[] => ['--url', url, '--schema', schema];
-
-beforeAll(async () => {
-  url = testUrl();
-  schema = uniqueSchema('cli');
-  dir = await mkdtemp(join(tmpdir(), 'pgfence-cli-test-'));
-  admin = new pg.Pool({ connectionString: url, max: 2 });
-  const migrated = await pgfence(['migrate', ...db()]);
-  expect(migrated.stderr).toBe('');
-  expect(migrated.code).toBe(0);
-  expect(migrated.stdout).toMatch(/applied 1764130000000_leases/);
-});
-
-afterAll(async () => {
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
-  await admin.end();
-  await rm(dir, { recursive: true, force: true });
-});
+const { schema, dir, admin, db } = useCliSchema();
 
 describe('pgfence run', () => {
   it('serialises commands on one key, across processes, and gives each later one a larger token', async () => {

@@ -1,22 +1,14 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/index.js';
 import { advisoryKeyId } from '../../src/keys.js';
-import { migratedFence, testUrl, type TestFence } from '../support/database.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { testUrl, useMigratedFence } from '../support/database.js';
+import { sleep } from '../support/wait.js';
 
 describe('inspect', () => {
-  let t: TestFence;
-  let s: string;
+  const t = useMigratedFence();
+  const s = `"${t.schema}"`;
 
-  beforeAll(async () => {
-    t = await migratedFence();
-    s = `"${t.schema}"`;
-  });
-  afterAll(async () => {
-    await t.cleanup();
-  });
   beforeEach(async () => {
     await t.pool.query(`TRUNCATE ${s}.leases`);
   });

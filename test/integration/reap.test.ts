@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   createPgFence,
   InvalidArgumentError,
@@ -6,27 +6,29 @@ import {
   type ReapPass,
 } from '../../src/index.js';
 import { reaperLockId } from '../../src/reaper/reaper-loop.js';
-import { migratedFence, testUrl, uniqueSchema, type TestFence } from '../support/database.js';
+import { testUrl, uniqueSchema, useMigratedFence, type TestFence } from '../support/database.js';
+import { sleep, within } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/**
+ * Inserts, in `t`'s schema, `n` lease rows `<prefix><i>` expiring `offset` from now by the
+ * database clock.
+ */
+const inserter =
+  (t: Pick<TestFence, 'pool' | 'schema'>) => (prefix: string, n: number, offset: string) =>
+    t.pool.query(
+      `INSERT INTO "${t.schema}".leases (key, owner, token, acquired_at, expires_at)
+       SELECT $1 || g, 'someone', nextval('"${t.schema}".fence_tokens'), clock_timestamp(),
+              clock_timestamp() + $3::interval
+       FROM generate_series(1, $2::int) g`,
+      [prefix, n, offset],
+    );
 
 describe('reap', () => {
-  let t: TestFence;
-  let s: string;
+  const t = useMigratedFence();
+  const s = `"${t.schema}"`;
+  const insert = inserter(t);
 
   beforeAll(async () => {
-    t = await migratedFence();
-    s = `"${t.schema}"`;
     // Every deleted lease row is recorded with the database time of its deletion, so a test
     // can check that nothing live was ever deleted.
     await t.pool.query(`
@@ -39,22 +41,10 @@ describe('reap', () => {
       CREATE TRIGGER record_delete BEFORE DELETE ON ${s}.leases
         FOR EACH ROW EXECUTE FUNCTION ${s}.record_delete();`);
   });
-  afterAll(async () => {
-    await t.cleanup();
-  });
   beforeEach(async () => {
     await t.pool.query(`TRUNCATE ${s}.leases, ${s}.deleted`);
   });
 
-  /** Inserts `n` lease rows `<prefix><i>` expiring `offset` from now by the database clock. */
-  const insert = (prefix: string, n: number, offset: string) =>
-    t.pool.query(
-      `INSERT INTO ${s}.leases (key, owner, token, acquired_at, expires_at)
-       SELECT $1 || g, 'someone', nextval('${s}.fence_tokens'), clock_timestamp(),
-              clock_timestamp() + $3::interval
-       FROM generate_series(1, $2::int) g`,
-      [prefix, n, offset],
-    );
   const keys = async (table: 'leases' | 'deleted') =>
     (await t.pool.query<{ key: string }>(`SELECT key FROM ${s}.${table} ORDER BY key`)).rows.map(
       (r) => r.key,
@@ -213,28 +203,14 @@ describe('reap', () => {
 });
 
 describe('the reaper loop', () => {
-  let t: TestFence;
-  let s: string;
+  const t = useMigratedFence();
+  const s = `"${t.schema}"`;
+  const insert = inserter(t);
 
-  beforeAll(async () => {
-    t = await migratedFence();
-    s = `"${t.schema}"`;
-  });
-  afterAll(async () => {
-    await t.cleanup();
-  });
   beforeEach(async () => {
     await t.pool.query(`TRUNCATE ${s}.leases`);
   });
 
-  const insert = (prefix: string, n: number, offset: string) =>
-    t.pool.query(
-      `INSERT INTO ${s}.leases (key, owner, token, acquired_at, expires_at)
-       SELECT $1 || g, 'someone', nextval('${s}.fence_tokens'), clock_timestamp(),
-              clock_timestamp() + $3::interval
-       FROM generate_series(1, $2::int) g`,
-      [prefix, n, offset],
-    );
   const remaining = async () =>
     (await t.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${s}.leases`)).rows[0]!.n;
   const waitFor = async (what: string, test: () => Promise<boolean> | boolean) => {

@@ -2,7 +2,7 @@
 // and a schema of its own so files can run in parallel on one server.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { createPgFence, type PgFence, type PgFenceOptions } from '../../src/index.js';
 
 export function testUrl(): string {
@@ -60,9 +60,9 @@ export interface TestFence {
   cleanup(): Promise<void>;
 }
 
-/** A migrated schema of its own and a PgFence on it. */
+/** A migrated schema of its own (`options.schema`, or a fresh one) and a PgFence on it. */
 export async function migratedFence(options: Partial<PgFenceOptions> = {}): Promise<TestFence> {
-  const schema = uniqueSchema();
+  const schema = options.schema ?? uniqueSchema();
   const pool = newPool({ max: 20 });
   const fences: PgFence[] = [];
   const another = (extra: Partial<PgFenceOptions> = {}): PgFence => {
@@ -83,5 +83,36 @@ export async function migratedFence(options: Partial<PgFenceOptions> = {}): Prom
       await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
       await pool.end();
     },
+  };
+}
+
+/**
+ * The migrated fence of the enclosing describe block (or file): made in its beforeAll, cleaned up
+ * in its afterAll. Its schema name can be read at once; the rest only from hooks and tests.
+ */
+export function useMigratedFence(
+  options: Partial<PgFenceOptions> = {},
+): Omit<TestFence, 'cleanup'> {
+  const schema = options.schema ?? uniqueSchema();
+  let made: TestFence | undefined;
+  const get = (): TestFence => {
+    if (!made) throw new Error('the test fence is made in beforeAll: use it in hooks and tests');
+    return made;
+  };
+  beforeAll(async () => {
+    made = await migratedFence({ ...options, schema });
+  });
+  afterAll(async () => {
+    await made?.cleanup();
+  });
+  return {
+    schema,
+    get pool() {
+      return get().pool;
+    },
+    get fence() {
+      return get().fence;
+    },
+    another: (extra) => get().another(extra),
   };
 }

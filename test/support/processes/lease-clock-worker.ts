@@ -28,8 +28,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const report: Record<string, unknown> = { dateNow: Date.now() };
 
 // 1. An auto-renewed lease lives through several TTLs.
-const renewed = await fence.lease(config.renewKey, { ttlMs: 1_000, autoRenew: true });
-await sleep(3_000);
+const renewed = await fence.lease(config.renewKey, { ttlMs: 1_500, autoRenew: true });
+await sleep(4_000);
 report.renewedAborted = renewed.signal.aborted;
 report.renewedCurrent = await fence.isCurrent(config.renewKey, renewed.token);
 report.renewedReleased = await renewed.release();

@@ -1,0 +1,25 @@
+/**
+ * The longest delay `setTimeout` honours: a longer one (a TTL or wait of more than ~24.8 days,
+ * both of which the options allow) is silently cut to 1 ms, with a warning each time.
+ * @internal
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Calls `fn` once `performance.now()` reaches `deadline`, however far away it is, by re-arming
+ * in steps `setTimeout` can express. Returns a function that cancels it.
+ * @internal
+ */
+export function atDeadline(deadline: number, fn: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      fn();
+      return;
+    }
+    timer = setTimeout(arm, Math.min(MAX_TIMER_MS, Math.ceil(left)));
+  };
+  arm();
+  return () => clearTimeout(timer);
+}

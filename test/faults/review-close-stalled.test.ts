@@ -1,0 +1,82 @@
+// close() behind a network that stops answering (a stalled TCP proxy: no reply, no error) while
+// a dedicated connection (the lease LISTEN connection, an advisory session) is still opening:
+// close() must come back in bounded time, not wait for a connect that never ends.
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createPgFence, LockTimeoutError, type PgFence } from '../../src/index.js';
+import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long `promise` took to settle, or null if it had not after `limitMs`. */
+async function settledWithin(promise: Promise<unknown>, limitMs: number): Promise<number | null> {
+  const started = performance.now();
+  const done = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    sleep(limitMs).then(() => false),
+  ]);
+  return done ? performance.now() - started : null;
+}
+
+describe('close() while a dedicated connection is stuck opening', () => {
+  let t: TestFence;
+  let proxy: TcpProxy;
+  let pool: pg.Pool | undefined;
+  let behind: PgFence | undefined;
+  let closing: Promise<void> | undefined;
+
+  beforeAll(async () => {
+    t = await migratedFence();
+    const target = new URL(testUrl());
+    proxy = await startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
+  });
+  afterEach(async () => {
+    // Unstick everything the test left hanging, then let it all finish.
+    proxy.resume();
+    proxy.cut();
+    await closing;
+    await pool?.end();
+    behind = undefined;
+    pool = undefined;
+    closing = undefined;
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await t.cleanup();
+  });
+
+  /** A PgFence on a pool of the caller's (which close() leaves alone) behind the proxy. */
+  const fenceBehindProxy = (): PgFence => {
+    pool = new pg.Pool({ connectionString: proxy.urlFor(testUrl()), max: 4 });
+    pool.on('error', () => {});
+    behind = createPgFence({ pool, schema: t.schema, onError: () => {} });
+    return behind;
+  };
+
+  it('a lease waiter was opening the LISTEN connection', async () => {
+    const held = await t.fence.lease('listen-stalled', { ttlMs: 60_000 });
+    const fence = fenceBehindProxy();
+    proxy.stall();
+    await expect(fence.lease('listen-stalled', { waitMs: 500 })).rejects.toBeInstanceOf(
+      LockTimeoutError,
+    );
+    closing = fence.close();
+    // Generous: the listener gives a connection 2 s to close; a hang never ends.
+    expect(await settledWithin(closing, 8_000)).not.toBeNull();
+    await held.release();
+  });
+
+  it('an advisory locker was opening its session', async () => {
+    const fence = fenceBehindProxy();
+    proxy.stall();
+    await expect(fence.lock('session-stalled', { waitMs: 500 })).rejects.toBeInstanceOf(
+      LockTimeoutError,
+    );
+    closing = fence.close();
+    expect(await settledWithin(closing, 8_000)).not.toBeNull();
+  });
+});

@@ -1,0 +1,50 @@
+// One process holding thousands of auto-renewed leases: acquisitions share statements, and
+// renewal costs one statement per tick for all of them, not one per lease.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingFence } from '../support/counting-fence.js';
+import { migratedFence, type TestFence } from '../support/database.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('many leases in one process', () => {
+  let t: TestFence;
+  beforeAll(async () => {
+    t = await migratedFence();
+  });
+  afterAll(async () => {
+    await t.cleanup();
+  });
+
+  it('holds 10,000 auto-renewed leases with one renewal statement per tick', async () => {
+    const counted = countingFence(t.schema, 6);
+    const fence = counted.fence;
+    try {
+      const keys = Array.from({ length: 10_000 }, (_, i) => `many-${i}`);
+      const leases = await Promise.all(
+        keys.map((key) => fence.tryLease(key, { ttlMs: 3_000, autoRenew: true })),
+      );
+      expect(leases.every((l) => l !== null)).toBe(true);
+      const acquires = counted.calls('acquire_leases');
+      expect(acquires).toBeGreaterThan(0);
+      expect(acquires).toBeLessThanOrEqual(60);
+
+      await sleep(4_000); // ~4 renewal intervals (every 1 s)
+      const renewals = counted.calls('renew_leases');
+      expect(renewals).toBeGreaterThanOrEqual(2);
+      expect(renewals).toBeLessThanOrEqual(12);
+      for (const lease of leases) expect(lease!.signal.aborted).toBe(false);
+      const { rows } = await t.pool.query(
+        `SELECT count(*)::int AS n, min(expires_at) > clock_timestamp() + interval '1 second' AS fresh
+         FROM "${t.schema}".leases WHERE key LIKE 'many-%'`,
+      );
+      expect(rows[0]).toEqual({ n: 10_000, fresh: true });
+
+      const released = await Promise.all(leases.map((l) => l!.release()));
+      expect(released.every(Boolean)).toBe(true);
+      expect(counted.calls('release_leases')).toBeLessThanOrEqual(30);
+      console.log(`[many leases] statements: ${JSON.stringify(counted.counts())}`);
+    } finally {
+      await counted.close();
+    }
+  });
+});
