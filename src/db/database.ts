@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { ResolvedOptions } from '../options.js';
+import { ClosedError } from '../errors.js';
 import { explainDbError } from './errors.js';
 
 /** How long a dedicated connection may take to open when the pool's settings name no limit. */
@@ -18,6 +19,7 @@ export class Database {
   readonly schema: string;
   readonly #ownsPool: boolean;
   readonly #clientConfig: pg.ClientConfig;
+  #closed = false;
 
   constructor(options: ResolvedOptions) {
     this.schema = options.schema;
@@ -47,9 +49,13 @@ export class Database {
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
+    // Work still running when close() ended pgfence's own pool gets a typed error, not pg's
+    // "Cannot use a pool after calling end on the pool".
+    if (this.#closed && this.#ownsPool) throw new ClosedError();
     try {
       return await this.pool.query<R>(text, values);
     } catch (error) {
+      if (this.#closed && this.#ownsPool) throw new ClosedError();
       throw explainDbError(error, this.schema);
     }
   }
@@ -74,6 +80,7 @@ export class Database {
   /** Ends the pool if pgfence opened it; a caller's pool is left alone. */
   async close(): Promise<void> {
     if (!this.#ownsPool) return;
+    this.#closed = true;
     // pg.Pool.end() drops the requests still queued for a connection without ever answering
     // them: a call made just before close() would hang for good. Let those get their
     // connection first (end() then waits for them to hand it back).

@@ -125,7 +125,8 @@ export class ReleaseListener {
 
   async #connect(): Promise<void> {
     if (this.#backoffMs > 0) {
-      await new Promise((r) => setTimeout(r, this.#backoffMs * (0.5 + Math.random() / 2)));
+      // unref: a reconnect pending after close() must not keep the process alive.
+      await new Promise((r) => setTimeout(r, this.#backoffMs * (0.5 + Math.random() / 2)).unref());
     }
     if (this.#closed) return;
     let client: pg.Client | undefined;
