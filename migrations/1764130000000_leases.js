@@ -16,6 +16,9 @@ async function currentSchema(pgm) {
   return row.schema;
 }
 
+/** From this many keys on, a call plans its statements for its own arrays (see below). */
+const CUSTOM_PLAN_FROM = 32;
+
 /** The int4 class id under which acquirers of one key serialise (pg_advisory_xact_lock(int4, int4)). */
 function serialisationClassId(schema) {
   return createHash('sha256').update(`pgfence-acquire\0${schema}`).digest().readInt32BE(0);
@@ -39,6 +42,13 @@ export async function up(pgm) {
     )`);
   // The reaper and the "who holds what" views look rows up by expiry.
   pgm.sql(`CREATE INDEX leases_expires_at_idx ON ${s}.leases (expires_at)`);
+
+  // The functions below run with generic plans: for the few keys of a typical call their
+  // statements are keyed lookups, and PostgreSQL would otherwise re-plan them on every call,
+  // which measured as a third of an acquire's cost on a table with 100,000 leases. A call with
+  // many keys (a process renewing or releasing thousands of leases at once) switches back to
+  // custom plans, whose real array sizes give hash joins instead of nested loops; the switch
+  // ends with the function (its SET clause restores the setting on exit).
 
   // Fencing tokens. NO CYCLE: a token that wraps around is no token. The sequence is WAL-logged
   // ahead of use and acquiring commits synchronously, so a crash never makes it go back.
@@ -74,7 +84,9 @@ export async function up(pgm) {
       key text, acquired boolean, token bigint, acquired_at timestamptz,
       expires_at timestamptz, db_now timestamptz
     )
-    LANGUAGE plpgsql VOLATILE AS $fn$
+    LANGUAGE plpgsql VOLATILE
+    SET plan_cache_mode = force_generic_plan
+    AS $fn$
     #variable_conflict use_column
     DECLARE
       v_lock integer;
@@ -90,6 +102,9 @@ export async function up(pgm) {
           USING ERRCODE = '22023';
       END IF;
       PERFORM set_config('synchronous_commit', 'on', true);
+      IF cardinality(p_keys) > ${CUSTOM_PLAN_FROM} THEN
+        PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+      END IF;
       IF cardinality(p_keys) = 1 THEN
         -- One key, the common case (an uncontended lease, a waiter's retry): the same rules as
         -- below in a few index lookups, which costs about half the set-based statement.
@@ -203,13 +218,17 @@ export async function up(pgm) {
       p_skip_locked boolean DEFAULT false
     )
     RETURNS TABLE (key text, token bigint, expires_at timestamptz, db_now timestamptz, busy boolean)
-    LANGUAGE plpgsql VOLATILE AS $fn$
+    LANGUAGE plpgsql VOLATILE
+    SET plan_cache_mode = force_generic_plan
+    AS $fn$
     #variable_conflict use_column
     DECLARE
       v_now timestamptz;
-      v_locked text[];
     BEGIN
       PERFORM set_config('synchronous_commit', 'on', true);
+      IF cardinality(p_keys) > ${CUSTOM_PLAN_FROM} THEN
+        PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+      END IF;
       v_now := clock_timestamp();
       IF NOT coalesce(p_skip_locked, false) THEN
         RETURN QUERY
@@ -220,25 +239,31 @@ export async function up(pgm) {
         RETURNING l.key, l.token, l.expires_at, v_now, false;
         RETURN;
       END IF;
-      v_locked := ARRAY(
-        SELECT l.key FROM ${s}.leases l
-        JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
-        WHERE l.expires_at > v_now
-        FOR NO KEY UPDATE OF l SKIP LOCKED);
+      -- One statement, joins only: a membership test against an array would cost
+      -- O(terms²) for a process renewing thousands of leases at once.
       RETURN QUERY
-      WITH renewed AS (
+      WITH wanted AS (
+        SELECT u.k, u.t, u.ttl FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
+      ),
+      locked AS (
+        SELECT l.key FROM ${s}.leases l
+        JOIN wanted w ON l.key = w.k AND l.token = w.t
+        WHERE l.expires_at > v_now
+        FOR NO KEY UPDATE OF l SKIP LOCKED
+      ),
+      renewed AS (
         UPDATE ${s}.leases AS l
-        SET expires_at = greatest(l.expires_at, v_now + u.ttl * interval '1 millisecond')
-        FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
-        WHERE l.key = u.k AND l.token = u.t AND l.expires_at > v_now AND l.key = ANY (v_locked)
+        SET expires_at = greatest(l.expires_at, v_now + w.ttl * interval '1 millisecond')
+        FROM wanted w, locked x
+        WHERE l.key = w.k AND l.token = w.t AND l.expires_at > v_now AND x.key = l.key
         RETURNING l.key, l.token, l.expires_at
       )
       SELECT r.key, r.token, r.expires_at, v_now, false FROM renewed r
       UNION ALL
       SELECT l.key, l.token, l.expires_at, v_now, true
       FROM ${s}.leases l
-      JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
-      WHERE l.expires_at > v_now AND l.key <> ALL (v_locked);
+      JOIN wanted w ON l.key = w.k AND l.token = w.t
+      WHERE l.expires_at > v_now AND NOT EXISTS (SELECT 1 FROM locked x WHERE x.key = l.key);
     END
     $fn$`);
 
@@ -255,29 +280,57 @@ export async function up(pgm) {
       p_keys text[], p_tokens bigint[], p_skip_locked boolean DEFAULT false
     )
     RETURNS TABLE (key text, token bigint, busy boolean)
-    LANGUAGE plpgsql VOLATILE AS $fn$
+    LANGUAGE plpgsql VOLATILE
+    SET plan_cache_mode = force_generic_plan
+    AS $fn$
     #variable_conflict use_column
     DECLARE
       v_key text;
       v_token bigint;
       v_skip boolean := coalesce(p_skip_locked, false);
-      v_locked text[];
+      v_busy boolean;
     BEGIN
       PERFORM set_config('synchronous_commit', 'off', true);
+      IF cardinality(p_keys) > ${CUSTOM_PLAN_FROM} THEN
+        PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+      END IF;
       IF v_skip THEN
-        v_locked := ARRAY(
-          SELECT l.key FROM ${s}.leases l
-          JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
-          FOR UPDATE OF l SKIP LOCKED);
-        RETURN QUERY
-        SELECT l.key, l.token, true FROM ${s}.leases l
-        JOIN unnest(p_keys, p_tokens) AS u(k, t) ON l.key = u.k AND l.token = u.t
-        WHERE l.key <> ALL (v_locked);
+        -- One statement, joins only (see renew_leases): the terms deleted, then the ones
+        -- someone else had locked, reported busy.
+        FOR v_key, v_token, v_busy IN
+          WITH wanted AS (
+            SELECT u.k, u.t FROM unnest(p_keys, p_tokens) AS u(k, t)
+          ),
+          locked AS (
+            SELECT l.key, l.token FROM ${s}.leases l
+            JOIN wanted w ON l.key = w.k AND l.token = w.t
+            FOR UPDATE OF l SKIP LOCKED
+          ),
+          gone AS (
+            DELETE FROM ${s}.leases AS l USING locked x
+            WHERE l.key = x.key AND l.token = x.token
+            RETURNING l.key, l.token
+          )
+          SELECT g.key, g.token, false FROM gone g
+          UNION ALL
+          SELECT l.key, l.token, true FROM ${s}.leases l
+          JOIN wanted w ON l.key = w.k AND l.token = w.t
+          WHERE NOT EXISTS (SELECT 1 FROM locked x WHERE x.key = l.key)
+        LOOP
+          IF NOT v_busy THEN
+            PERFORM pg_notify('${channel}', v_key);
+          END IF;
+          key := v_key;
+          token := v_token;
+          busy := v_busy;
+          RETURN NEXT;
+        END LOOP;
+        RETURN;
       END IF;
       FOR v_key, v_token IN
         DELETE FROM ${s}.leases AS l
         USING unnest(p_keys, p_tokens) AS u(k, t)
-        WHERE l.key = u.k AND l.token = u.t AND (NOT v_skip OR l.key = ANY (v_locked))
+        WHERE l.key = u.k AND l.token = u.t
         RETURNING l.key, l.token
       LOOP
         PERFORM pg_notify('${channel}', v_key);
