@@ -1,6 +1,6 @@
 // pgfence benchmarks: `npm run bench` (full, a few minutes) or `npm run bench -- --quick`.
 // Options: --quick, --embedded (own server even if one answers), --only=1,3 (scenario numbers).
-// Prints Markdown tables and writes the run as JSON to bench/results/.
+// Prints Markdown tables and writes the run as JSON and Markdown to bench/results/.
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
