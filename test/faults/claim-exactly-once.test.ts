@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
 import { processScript, startScript } from '../support/spawn.js';
+import { sleep } from '../support/wait.js';
 
 const JOBS = 1_500;
 const TTL_MS = 1_500;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('claiming a job queue from three processes, one of them killed', () => {
   let t: TestFence;

@@ -3,8 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
 import { processScript, startScript } from '../support/spawn.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 async function nextLine(
   child: ReturnType<typeof withLines>,

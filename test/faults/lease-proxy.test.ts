@@ -5,8 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPgFence, LockLostError, type PgFence } from '../../src/index.js';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 describe('a lease behind a misbehaving network', () => {
   let t: TestFence;

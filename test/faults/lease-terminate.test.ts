@@ -3,8 +3,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 describe('a holder whose connections are terminated', () => {
   let t: TestFence;

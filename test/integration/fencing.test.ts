@@ -3,8 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, InvalidKeyError } from '../../src/index.js';
 import { migratedFence, type TestFence } from '../support/database.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 describe('fencing tokens downstream', () => {
   let t: TestFence;

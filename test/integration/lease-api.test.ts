@@ -9,8 +9,7 @@ import {
 } from '../../src/index.js';
 import { countingFence } from '../support/counting-fence.js';
 import { migratedFence, type TestFence } from '../support/database.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 describe('leases', () => {
   let t: TestFence;

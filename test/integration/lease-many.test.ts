@@ -3,8 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countingFence } from '../support/counting-fence.js';
 import { migratedFence, type TestFence } from '../support/database.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 describe('many leases in one process', () => {
   let t: TestFence;

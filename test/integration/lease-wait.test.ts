@@ -2,8 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockTimeoutError, type PgFence } from '../../src/index.js';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { sleep } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Far longer than any wait below: a waiter that wakes in time was woken by NOTIFY. */
 const HUGE_POLL_MS = 120_000;
 

@@ -12,6 +12,7 @@ import {
 import { migratedFence, testUrl, type TestFence } from './database.js';
 import { analyseChecker, CheckerClient, createChecker, dropChecker } from './mutex-checker.js';
 import { processScript, startScript } from './spawn.js';
+import { sleep } from './wait.js';
 
 export type LockKind = 'lease' | 'advisory';
 
@@ -45,7 +46,6 @@ const adapters: Record<LockKind, Adapter> = {
   },
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
 
 interface WorkerResult {

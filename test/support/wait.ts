@@ -12,3 +12,19 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<T | 't
     clearTimeout(timer);
   }
 }
+
+/** How long `promise` took to settle (either way), or null if it had not after `limitMs`. */
+export async function settledWithin(
+  promise: Promise<unknown>,
+  limitMs: number,
+): Promise<number | null> {
+  const started = performance.now();
+  const done = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    sleep(limitMs).then(() => false),
+  ]);
+  return done ? performance.now() - started : null;
+}

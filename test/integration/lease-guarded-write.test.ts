@@ -2,26 +2,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgFence } from '../../src/index.js';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { sleep, settledWithin } from '../support/wait.js';
 
 // A guarded write (`… WHERE <schema>.is_current(key, token)`) keeps the lease row FOR SHARE
 // until its transaction ends, so no new holder can take that key over before it commits.
 // Acquires of one PgFence share a statement: that wait must stay with the key it concerns,
 // not hold up the other callers whose requests happened to travel in the same statement.
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** How long `promise` took to settle, or null if it had not after `limitMs`. */
-async function settledWithin(promise: Promise<unknown>, limitMs: number): Promise<number | null> {
-  const started = performance.now();
-  const done = await Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    sleep(limitMs).then(() => false),
-  ]);
-  return done ? performance.now() - started : null;
-}
 
 describe('a guarded write in progress and coalesced acquires', () => {
   let t: TestFence;

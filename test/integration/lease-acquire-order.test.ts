@@ -2,13 +2,12 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { sleep } from '../support/wait.js';
 
 // acquire_leases serialises each key's acquirers on pg_advisory_xact_lock(class, hashtext(key))
 // and takes a batch's locks in a fixed order so that two multi-key acquirers cannot deadlock.
 // The order must be that of the locks themselves: two keys whose hashtext collide share a lock,
 // and ordering by key text would then take that lock at different places in two batches.
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function serialisationClassId(schema: string): number {
   return createHash('sha256').update(`pgfence-acquire\0${schema}`).digest().readInt32BE(0);

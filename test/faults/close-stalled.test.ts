@@ -6,21 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPgFence, LockTimeoutError, type PgFence } from '../../src/index.js';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** How long `promise` took to settle, or null if it had not after `limitMs`. */
-async function settledWithin(promise: Promise<unknown>, limitMs: number): Promise<number | null> {
-  const started = performance.now();
-  const done = await Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    sleep(limitMs).then(() => false),
-  ]);
-  return done ? performance.now() - started : null;
-}
+import { settledWithin } from '../support/wait.js';
 
 describe('close() while a dedicated connection is stuck opening', () => {
   let t: TestFence;

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgFence, type PgFence } from '../../src/index.js';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { sleep } from '../support/wait.js';
 
 // Calls made just before close() must settle (resolve, or reject with a clear error), never
 // hang: PgFence ends the pool it owns, and a pool that is ended drops the requests still
 // waiting for a connection without answering them.
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** 'resolved', the rejection's name, or 'pending' if it had not settled after `ms`. */
 async function outcomeWithin(promise: Promise<unknown>, ms: number): Promise<string> {

@@ -2,12 +2,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgFence } from '../../src/index.js';
 import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { sleep } from '../support/wait.js';
 
 // One renewal statement per tick serves every auto-renewed lease of a PgFence. A guarded write
 // (`… WHERE <schema>.is_current(key, token)`) holds its lease row FOR SHARE until it commits,
 // and a renewal of that row must wait for it; the other leases of the statement must not.
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('a long guarded write and the shared renewal statement', () => {
   let t: TestFence;

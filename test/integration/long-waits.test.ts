@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgFence } from '../../src/index.js';
 import { migratedFence, type TestFence } from '../support/database.js';
+import { sleep } from '../support/wait.js';
 
 // The options accept waits and TTLs of up to a year, but setTimeout cuts any delay above
 // 2^31 − 1 ms (~24.8 days) to 1 ms. These cases use such values and check that nothing fires
 // early: no premature LockTimeoutError, no timer spinning every millisecond.
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A wait or TTL just past what one setTimeout can express. */
 const BEYOND_TIMER_MS = 2 ** 31 + 60_000;
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
