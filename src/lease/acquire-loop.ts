@@ -1,3 +1,4 @@
+import { isTransient } from '../db/errors.js';
 import { LockTimeoutError } from '../errors.js';
 import type { Cancellation } from './cancellation.js';
 import { delay } from './cancellation.js';
@@ -19,6 +20,9 @@ export interface AcquireLoopDeps {
 /** The pause before trying again a key whose expired row was busy. */
 const BUSY_RETRY_MS = 20;
 
+/** Pauses before trying again after a transient database error (a restart, a dropped connection). */
+const TRANSIENT_RETRY_MS = [100, 250, 500, 1_000, 2_000];
+
 /** Jitter so that waiters of one key in several processes do not retry in lockstep. */
 function jittered(ms: number): number {
   return ms + Math.random() * Math.min(100, 10 + ms * 0.1);
@@ -38,6 +42,7 @@ export async function acquireWithWait(
   cancel: Cancellation,
 ): Promise<Acquired> {
   const started = performance.now();
+  let transientFailures = 0;
   const subscription = deps.listener.subscribe(request.key);
   try {
     for (;;) {
@@ -48,14 +53,31 @@ export async function acquireWithWait(
       try {
         // With waitMs 0 the single attempt is the whole wait: let it finish.
         outcome = request.waitMs === 0 ? await attempt : await cancel.race(attempt);
+        transientFailures = 0;
       } catch (error) {
         if (cancel.cancelled) {
           attempt.then(
             (late) => late.acquired && deps.discard(late),
             () => {},
           );
+          throw error;
         }
-        throw error;
+        // A waiter outlives a database restart or a dropped connection: the wait goes on
+        // until waitMs, as it would while the key was simply held. An attempt that failed
+        // this way took nothing (its transaction did not commit).
+        const pauseMs =
+          TRANSIENT_RETRY_MS[Math.min(transientFailures, TRANSIENT_RETRY_MS.length - 1)]!;
+        if (!isTransient(error) || performance.now() - started + pauseMs >= request.waitMs) {
+          throw error;
+        }
+        transientFailures += 1;
+        const pause = delay(jittered(pauseMs));
+        try {
+          await cancel.race(pause.promise);
+        } finally {
+          pause.cancel();
+        }
+        continue;
       }
       if (outcome.acquired) {
         if (cancel.cancelled) {
