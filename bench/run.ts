@@ -12,6 +12,7 @@ import { params } from './lib/params.js';
 import { Report } from './lib/report.js';
 import { openServer } from './lib/server.js';
 import { checkTargets } from './lib/targets.js';
+import { errorMessage } from './lib/variants.js';
 import { claiming } from './scenarios/claiming.js';
 import { handoff } from './scenarios/handoff.js';
 import { reaper } from './scenarios/reaper.js';
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
       try {
         await run(context);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorMessage(error);
         log(`scenario ${id} failed: ${message}`);
         notes[`scenario-${id}`] = message;
         report.row({

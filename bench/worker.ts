@@ -2,7 +2,7 @@
 // back each round's counts and latency histogram. Started by ProcessArena, over IPC only.
 import { openSubjects, type Subject } from './lib/arena.js';
 import { driveRound, toWire } from './lib/drive.js';
-import type { Runner, VariantEnv } from './lib/variants.js';
+import { errorMessage, type Runner, type VariantEnv } from './lib/variants.js';
 
 type Command =
   | { type: 'open'; subjects: Subject[]; env: VariantEnv; callers: number }
@@ -46,7 +46,7 @@ process.on('message', (command: Command) => {
           break;
       }
     } catch (error) {
-      reply({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+      reply({ type: 'error', message: errorMessage(error) });
     }
   })();
 });

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { driveRound, fromWire, type RoundResult, type WireRound } from './drive.js';
 import { Latencies } from './histogram.js';
 import {
+  errorMessage,
   openVariant,
   SkipError,
   type Runner,
@@ -35,10 +36,11 @@ export interface Arena {
   close(): Promise<void>;
 }
 
-function describe(error: unknown): Unavailable {
+/** Why `error` kept a subject from opening. */
+export function describe(error: unknown): Unavailable {
   return error instanceof SkipError
     ? { status: 'skipped', reason: error.message }
-    : { status: 'failed', reason: error instanceof Error ? error.message : String(error) };
+    : { status: 'failed', reason: errorMessage(error) };
 }
 
 /** Opens subjects in this process. Shared by the local arena and the worker processes. */

@@ -13,6 +13,11 @@ export interface Measured {
   samples: number;
 }
 
+/** A subject's throughput, or NaN when it did not run (so a ratio with it is NaN too). */
+export function throughput(m: Measured | undefined): number {
+  return m?.status === 'ok' ? m.opsPerSec : NaN;
+}
+
 export interface RoundPlan {
   rounds: number;
   roundMs: number;

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Latencies } from './histogram.js';
-import type { Runner } from './variants.js';
+import { errorMessage, type Runner } from './variants.js';
 
 /** What one round of one subject measured. */
 export interface RoundResult {
@@ -35,7 +35,7 @@ export async function driveRound(
         measured = await runner.op(caller);
       } catch (error) {
         errors += 1;
-        firstError ??= error instanceof Error ? error.message : String(error);
+        firstError ??= errorMessage(error);
         return;
       }
       latencies.record(typeof measured === 'number' ? measured : performance.now() - t0);

@@ -28,6 +28,11 @@ export interface Runner {
 /** Thrown when a subject cannot run here (no Redis); the column is reported as skipped. */
 export class SkipError extends Error {}
 
+/** A thrown value as one line for the report. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 export const VARIANT_KINDS = [
   'select-1',
   'commit-sync',

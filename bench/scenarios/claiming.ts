@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createPgFence, type PgFence } from '../../src/index.js';
 import type { BenchContext } from '../lib/context.js';
 import { Latencies } from '../lib/histogram.js';
+import { errorMessage } from '../lib/variants.js';
 
 const SCENARIO = '3. claiming (4 workers, batches of 10)';
 const WORKERS = 4;
@@ -165,7 +166,7 @@ async function round(
           }
           tally.jobs += n;
         } catch (error) {
-          tally.error ??= error instanceof Error ? error.message : String(error);
+          tally.error ??= errorMessage(error);
           return;
         }
         tally.batches.record(performance.now() - t0);

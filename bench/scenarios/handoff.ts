@@ -11,9 +11,10 @@ import pg from 'pg';
 import type { PgFence } from '../../src/index.js';
 import { NaiveLease } from '../baselines/naive-lease.js';
 import { openRedlock } from '../baselines/redis.js';
+import { describe } from '../lib/arena.js';
 import type { BenchContext } from '../lib/context.js';
 import { Latencies } from '../lib/histogram.js';
-import { benchFence, SkipError } from '../lib/variants.js';
+import { benchFence, errorMessage, SkipError } from '../lib/variants.js';
 
 const SCENARIO = '2. contended hand-off (8 callers, one key)';
 const CALLERS = 8;
@@ -40,11 +41,6 @@ function subjects(ctx: BenchContext): Subject[] {
   // One connection each (and one advisory session): 8 instances stand for 8 small processes,
   // and every subject is open at once, so connections are kept few.
   const env = ctx.env({ poolSize: 1 });
-  const fences = (n: number) =>
-    Array.from({ length: n }, () => benchFence(env, { advisorySessions: 1 }));
-  const closeAll = (fs: PgFence[]) => async () => {
-    await Promise.allSettled(fs.map((f) => f.close()));
-  };
   const lease = (f: PgFence, key: string): Contender => ({
     acquire: async () => {
       const l = await f.lease(key, { ttlMs: TTL_MS, waitMs: 30_000 });
@@ -57,44 +53,36 @@ function subjects(ctx: BenchContext): Subject[] {
       return () => l.release();
     },
   });
+  /** `CALLERS` contenders over `n` PgFences: one each (n = CALLERS) or all on one (n = 1). */
+  const onFences =
+    (n: number, contender: (f: PgFence, key: string) => Contender): Subject['open'] =>
+    async (key) => {
+      const fs = Array.from({ length: n }, () => benchFence(env, { advisorySessions: 1 }));
+      return {
+        contenders: Array.from({ length: CALLERS }, (_, i) => contender(fs[i % n] as PgFence, key)),
+        close: async () => void (await Promise.allSettled(fs.map((f) => f.close()))),
+      };
+    };
   return [
     {
       id: 'pgfence-lease',
       label: 'pgfence lease (a PgFence per caller)',
-      open: async (key) => {
-        const fs = fences(CALLERS);
-        return { contenders: fs.map((f) => lease(f, key)), close: closeAll(fs) };
-      },
+      open: onFences(CALLERS, lease),
     },
     {
       id: 'pgfence-lock',
       label: 'pgfence lock (a PgFence per caller)',
-      open: async (key) => {
-        const fs = fences(CALLERS);
-        return { contenders: fs.map((f) => lock(f, key)), close: closeAll(fs) };
-      },
+      open: onFences(CALLERS, lock),
     },
     {
       id: 'pgfence-lease-shared',
       label: 'pgfence lease (8 callers, one PgFence)',
-      open: async (key) => {
-        const fs = fences(1);
-        return {
-          contenders: Array.from({ length: CALLERS }, () => lease(fs[0] as PgFence, key)),
-          close: closeAll(fs),
-        };
-      },
+      open: onFences(1, lease),
     },
     {
       id: 'pgfence-lock-shared',
       label: 'pgfence lock (8 callers, one PgFence)',
-      open: async (key) => {
-        const fs = fences(1);
-        return {
-          contenders: Array.from({ length: CALLERS }, () => lock(fs[0] as PgFence, key)),
-          close: closeAll(fs),
-        };
-      },
+      open: onFences(1, lock),
     },
     {
       id: 'naive-lease',
@@ -160,6 +148,17 @@ interface Tally {
   error: string | undefined;
 }
 
+function newTally(): Tally {
+  return {
+    handoffs: new Latencies(),
+    grants: [],
+    violations: 0,
+    selfGrants: 0,
+    elapsedMs: 0,
+    error: undefined,
+  };
+}
+
 /** Runs the contenders for `durationMs`; grants after the deadline are not counted. */
 async function round(contenders: Contender[], durationMs: number, tally: Tally): Promise<void> {
   let holders = 0;
@@ -174,7 +173,7 @@ async function round(contenders: Contender[], durationMs: number, tally: Tally):
         try {
           release = await c.acquire();
         } catch (error) {
-          tally.error ??= error instanceof Error ? error.message : String(error);
+          tally.error ??= errorMessage(error);
           return;
         }
         const now = performance.now();
@@ -191,7 +190,7 @@ async function round(contenders: Contender[], durationMs: number, tally: Tally):
         try {
           await release();
         } catch (error) {
-          tally.error ??= error instanceof Error ? error.message : String(error);
+          tally.error ??= errorMessage(error);
           return;
         }
         await sleep(THINK_MS);
@@ -213,36 +212,22 @@ export async function handoff(ctx: BenchContext): Promise<void> {
         opened.push({
           s,
           ...o,
-          tally: {
-            handoffs: new Latencies(),
-            grants: [],
-            violations: 0,
-            selfGrants: 0,
-            elapsedMs: 0,
-            error: undefined,
-          },
+          tally: newTally(),
         });
       } catch (error) {
-        const skipped = error instanceof SkipError;
+        const { status, reason } = describe(error);
         ctx.report.row({
           scenario: SCENARIO,
           config,
           subject: s.label,
-          status: skipped ? 'skipped' : 'failed',
-          note: `${skipped ? 'skipped' : 'failed'}: ${error instanceof Error ? error.message : String(error)}`,
+          status,
+          note: `${status}: ${reason}`,
         });
       }
     }
     // A short warm-up each (connections, LISTEN), then alternating rounds.
     for (const o of opened) {
-      const warm: Tally = {
-        handoffs: new Latencies(),
-        grants: [],
-        violations: 0,
-        selfGrants: 0,
-        elapsedMs: 0,
-        error: undefined,
-      };
+      const warm = newTally();
       await round(o.contenders, 200, warm);
       o.tally.error = warm.error;
     }

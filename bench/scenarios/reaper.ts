@@ -7,7 +7,7 @@ import { LocalArena } from '../lib/arena.js';
 import type { BenchContext } from '../lib/context.js';
 import type { RoundResult } from '../lib/drive.js';
 import { Latencies } from '../lib/histogram.js';
-import { benchFence } from '../lib/variants.js';
+import { benchFence, errorMessage } from '../lib/variants.js';
 
 const SCENARIO = '4. reaper';
 const CALLERS = 16;
@@ -66,13 +66,13 @@ export async function reaper(ctx: BenchContext): Promise<void> {
     const unavailable = await arena.open([{ id: 'acquire', kind: 'pgfence-lease-acquire' }]);
     const why = unavailable.get('acquire');
     if (why) throw new Error(why.reason);
-    const slice = async (into: typeof quiet | undefined) => {
+    const slice = async () => {
       const r = await arena.round('acquire', SLICE_MS);
       if (r.errors > 0) throw new Error(r.firstError);
-      if (into) merge(into, r);
+      return r;
     };
-    await slice(undefined); // warm-up
-    for (let i = 0; i < QUIET_SLICES; i += 1) await slice(quiet);
+    await slice(); // warm-up
+    for (let i = 0; i < QUIET_SLICES; i += 1) merge(quiet, await slice());
     // Slices that lie wholly inside the reaping window count as "during"; the one the reaper
     // finishes in is dropped.
     let reaping = true;
@@ -88,22 +88,21 @@ export async function reaper(ctx: BenchContext): Promise<void> {
           reapMs = performance.now() - t0;
         },
         (error: unknown) => {
-          failure = error instanceof Error ? error.message : String(error);
+          failure = errorMessage(error);
         },
       )
       .finally(() => {
         reaping = false;
       });
     while (reaping) {
-      const r = await arena.round('acquire', SLICE_MS);
-      if (r.errors > 0) throw new Error(r.firstError);
+      const r = await slice();
       if (reaping) merge(busy, r);
     }
     await pass;
     walBytes = (await walLsn(ctx)) - walBefore;
-    for (let i = 0; i < QUIET_SLICES; i += 1) await slice(quiet);
+    for (let i = 0; i < QUIET_SLICES; i += 1) merge(quiet, await slice());
   } catch (error) {
-    failure ??= error instanceof Error ? error.message : String(error);
+    failure ??= errorMessage(error);
   } finally {
     await arena.close();
     await reaperFence.close();

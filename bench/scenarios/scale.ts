@@ -1,7 +1,7 @@
 // Scenario 5a: scale. Acquire + release on a table holding N live leases, against the same on
 // an empty table (two schemas, alternating rounds), at 1 and 16 callers (one PgFence).
 import { LocalArena } from '../lib/arena.js';
-import { compare } from '../lib/compare.js';
+import { compare, throughput } from '../lib/compare.js';
 import type { BenchContext } from '../lib/context.js';
 import { insertLeases } from './reaper.js';
 
@@ -63,23 +63,18 @@ export async function scale(ctx: BenchContext): Promise<void> {
         `experiment: force_generic_plan, ${n} live leases`,
         m.get('full-generic'),
       );
-      const eg = m.get('empty-generic');
-      const fg = m.get('full-generic');
       ctx.report.ratio(
         SCENARIO,
         arena.description,
         'experiment (force_generic_plan): cost full / empty',
-        eg?.status === 'ok' && fg?.status === 'ok' ? eg.opsPerSec / fg.opsPerSec : NaN,
+        throughput(m.get('empty-generic')) / throughput(m.get('full-generic')),
       );
     }
-    const e = m.get('empty');
-    const f = m.get('full');
-    const cost = e?.status === 'ok' && f?.status === 'ok' ? e.opsPerSec / f.opsPerSec : NaN;
     ctx.report.ratio(
       SCENARIO,
       arena.description,
       `cost with ${n} live rows / empty (throughput empty ÷ full)`,
-      cost,
+      throughput(m.get('empty')) / throughput(m.get('full')),
       `scale-cost-ratio.${callers}`,
     );
   }

@@ -3,7 +3,7 @@
 // tryLease/release against the naive lease table and against redlock. At 1 caller, at 16
 // callers sharing one PgFence, and at 16 callers over 4 processes (4 each, a PgFence each).
 import { LocalArena, ProcessArena, type Arena, type Subject } from '../lib/arena.js';
-import { compare } from '../lib/compare.js';
+import { compare, throughput } from '../lib/compare.js';
 import type { BenchContext } from '../lib/context.js';
 import { VARIANT_LABELS, type VariantKind } from '../lib/variants.js';
 
@@ -43,33 +43,16 @@ export async function uncontended(ctx: BenchContext): Promise<void> {
     const m = await compare(arena, subjects, p, ctx.log);
     for (const kind of kinds)
       ctx.report.measured(SCENARIO, arena.description, VARIANT_LABELS[kind], m.get(kind));
-    const tp = (kind: VariantKind) => {
-      const x = m.get(kind);
-      return x?.status === 'ok' ? x.opsPerSec : NaN;
-    };
+    const tp = (kind: VariantKind) => throughput(m.get(kind));
     const cfg = arena.description;
-    ctx.report.ratio(
-      SCENARIO,
-      cfg,
-      'pgfence lock / raw advisory',
-      tp('pgfence-lock') / tp('raw-advisory'),
-      `lock-vs-raw.${id}`,
-    );
-    ctx.report.ratio(
-      SCENARIO,
-      cfg,
-      'pgfence lease / naive lease',
-      tp('pgfence-lease') / tp('naive-lease'),
-      `lease-vs-naive.${id}`,
-    );
-    ctx.report.ratio(
-      SCENARIO,
-      cfg,
-      'pgfence lease / redlock',
-      tp('pgfence-lease') / tp('redlock'),
-      `lease-vs-redlock.${id}`,
-    );
-    ctx.report.ratio(SCENARIO, cfg, 'raw advisory / SELECT 1', tp('raw-advisory') / tp('select-1'));
+    const ratios: [string, VariantKind, VariantKind, string?][] = [
+      ['pgfence lock / raw advisory', 'pgfence-lock', 'raw-advisory', 'lock-vs-raw'],
+      ['pgfence lease / naive lease', 'pgfence-lease', 'naive-lease', 'lease-vs-naive'],
+      ['pgfence lease / redlock', 'pgfence-lease', 'redlock', 'lease-vs-redlock'],
+      ['raw advisory / SELECT 1', 'raw-advisory', 'select-1'],
+    ];
+    for (const [label, a, b, metric] of ratios)
+      ctx.report.ratio(SCENARIO, cfg, label, tp(a) / tp(b), metric && `${metric}.${id}`);
     if (id === '1') {
       ctx.report.ratio(
         SCENARIO,

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Database } from '../db/database.js';
 import { sqlState } from '../db/errors.js';
 import { SessionChangedError } from '../errors.js';
-import type { Slot } from './key-slots.js';
+import type { KeySlot } from '../lease/key-queue.js';
 import type { SessionLock } from './session-lock.js';
 
 /**
@@ -28,7 +28,7 @@ interface Op {
 /** A lock held on a session and the in-process slot it occupies. @internal */
 export interface HeldLock {
   lock: SessionLock;
-  slot: Slot;
+  slot: KeySlot;
 }
 
 /** Why a session ended; `closed` is pgfence's own `close()`. @internal */

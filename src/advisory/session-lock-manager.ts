@@ -1,4 +1,6 @@
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Database } from '../db/database.js';
 import { isTransient } from '../db/errors.js';
 import {
@@ -8,18 +10,19 @@ import {
   SessionChangedError,
 } from '../errors.js';
 import { advisoryKeyId, validateAdvisoryKey } from '../keys.js';
+import { Cancellation } from '../lease/cancellation.js';
+import { KeyQueue, type KeySlot } from '../lease/key-queue.js';
 import { validateSignal, validateWait, type ResolvedOptions } from '../options.js';
 import type { AdvisoryLock, LockOptions } from '../types.js';
 import { AdvisorySession, type SessionEnd } from './advisory-session.js';
-import { KeySlots, type Slot } from './key-slots.js';
 import { SessionLock } from './session-lock.js';
-import { delay, settle } from './settle.js';
+import { settle } from './settle.js';
 
 /**
  * A waiting caller polls with `pg_try_advisory_lock`, sleeping a jittered, doubling delay
  * between tries. A blocking `pg_advisory_lock` would hold up every other statement queued on
  * the shared session; polling keeps the session free, and callers of this process waiting for
- * the same key do not poll at all (they queue in `KeySlots` and are handed the key in turn).
+ * the same key do not poll at all (they queue in a `KeyQueue` and are handed the key in turn).
  */
 const FIRST_RETRY_MS = 4;
 const MAX_RETRY_MS = 50;
@@ -36,14 +39,23 @@ const CLOSE_WAIT_FOR_OPENING_MS = 2_000;
 export class SessionLockManager {
   readonly #db: Database;
   readonly #options: ResolvedOptions;
-  readonly #slots = new KeySlots();
+  /**
+   * In-process exclusion per lock id. PostgreSQL's advisory locks are re-entrant per session, so
+   * two callers of one process sharing a session would both "get" a key: one caller per lock id
+   * goes near the server at a time, the others wait here, first come first served. Keyed by lock
+   * id (not by key text) so that two keys whose hashes collide queue too.
+   */
+  readonly #slots = new KeyQueue();
+  /** Aborted with `ClosedError` by close(): fails the callers waiting for a slot. */
+  readonly #closing = new AbortController();
   readonly #opening: (Promise<AdvisorySession> | undefined)[];
   readonly #live: (AdvisorySession | undefined)[];
-  #closed = false;
 
   constructor(db: Database, options: ResolvedOptions) {
     this.#db = db;
     this.#options = options;
+    // Every caller waiting for a slot listens on it.
+    setMaxListeners(0, this.#closing.signal);
     this.#opening = new Array<undefined>(options.advisorySessions).fill(undefined);
     this.#live = new Array<undefined>(options.advisorySessions).fill(undefined);
   }
@@ -56,10 +68,9 @@ export class SessionLockManager {
     signal?.throwIfAborted();
     this.#ensureOpen();
     const deadline = performance.now() + waitMs;
-    const timeout = (): LockTimeoutError => new LockTimeoutError(String(display), waitMs);
-    const slot = await this.#slots.take(id, deadline, signal, timeout);
+    const slot = await this.#takeSlot(display, id, waitMs, signal);
     const lock = await this.#acquire(display, id, slot, waitMs === 0 ? null : deadline, signal);
-    if (!lock) throw timeout();
+    if (!lock) throw new LockTimeoutError(String(display), waitMs);
     return lock;
   }
 
@@ -67,7 +78,7 @@ export class SessionLockManager {
   async tryLock(key: string | bigint): Promise<AdvisoryLock | null> {
     const { display, id } = this.#parseKey(key);
     this.#ensureOpen();
-    const slot = this.#slots.tryTake(id);
+    const slot = this.#slots.tryEnter(id.toString());
     if (!slot) return null;
     return this.#acquire(display, id, slot, null, undefined);
   }
@@ -101,8 +112,7 @@ export class SessionLockManager {
   /** Fails waiters with `ClosedError`, aborts every held lock's signal and ends the sessions. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
-    this.#slots.close();
+    this.#closing.abort(new ClosedError());
     // A session still opening closes itself once it sees #closed (see #session), so close()
     // waits for it only briefly: a connect that hangs on a stalled network must not hang close().
     const opening = Promise.allSettled(this.#opening.filter((s) => s !== undefined));
@@ -115,6 +125,27 @@ export class SessionLockManager {
   }
 
   /**
+   * Waits up to `waitMs` for the lock id's slot in this process; rejects with
+   * `LockTimeoutError`, the signal's reason, or `ClosedError` when the manager closes.
+   */
+  async #takeSlot(
+    display: string | bigint,
+    id: bigint,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<KeySlot> {
+    const free = this.#slots.tryEnter(id.toString());
+    if (free) return free;
+    if (waitMs === 0) throw new LockTimeoutError(String(display), waitMs);
+    const cancel = new Cancellation(String(display), waitMs, [signal, this.#closing.signal]);
+    try {
+      return await this.#slots.enter(id.toString(), cancel);
+    } finally {
+      cancel.dispose();
+    }
+  }
+
+  /**
    * Takes the lock on the server for a caller that owns the key's slot. `deadline` null means
    * one try whose answer is awaited. Returns null when the key stayed busy; the slot is then
    * released (or, for a try still on the wire, released once its answer is dealt with).
@@ -122,7 +153,7 @@ export class SessionLockManager {
   async #acquire(
     display: string | bigint,
     id: bigint,
-    slot: Slot,
+    slot: KeySlot,
     deadline: number | null,
     signal: AbortSignal | undefined,
   ): Promise<SessionLock | null> {
@@ -193,7 +224,7 @@ export class SessionLockManager {
     return true;
   }
 
-  async #release(session: AdvisorySession, id: bigint, slot: Slot): Promise<boolean> {
+  async #release(session: AdvisorySession, id: bigint, slot: KeySlot): Promise<boolean> {
     session.held.delete(id);
     try {
       return await session.unlock(id);
@@ -256,6 +287,10 @@ export class SessionLockManager {
   #parseKey(key: unknown): { display: string | bigint; id: bigint } {
     const display = validateAdvisoryKey(key);
     return { display, id: advisoryKeyId(this.#options.schema, display) };
+  }
+
+  get #closed(): boolean {
+    return this.#closing.signal.aborted;
   }
 
   #ensureOpen(): void {

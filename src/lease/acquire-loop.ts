@@ -1,7 +1,6 @@
 import { isTransient } from '../db/errors.js';
 import { LockTimeoutError } from '../errors.js';
 import type { Cancellation } from './cancellation.js';
-import { delay } from './cancellation.js';
 import type { AcquireOutcome } from './lease-sql.js';
 import type { AcquireRequest, LeaseStore } from './lease-store.js';
 import type { ReleaseListener } from './release-listener.js';
@@ -71,12 +70,7 @@ export async function acquireWithWait(
           throw error;
         }
         transientFailures += 1;
-        const pause = delay(jittered(pauseMs));
-        try {
-          await cancel.race(pause.promise);
-        } finally {
-          pause.cancel();
-        }
+        await cancel.sleep(jittered(pauseMs));
         continue;
       }
       if (outcome.acquired) {
@@ -101,12 +95,7 @@ export async function acquireWithWait(
         deps.pollIntervalMs,
         left === null ? 0 : Math.max(BUSY_RETRY_MS, left),
       );
-      const timer = delay(jittered(sleepMs));
-      try {
-        await cancel.race(Promise.race([timer.promise, subscription.next()]));
-      } finally {
-        timer.cancel();
-      }
+      await cancel.sleep(jittered(sleepMs), subscription.next());
     }
   } finally {
     subscription.close();

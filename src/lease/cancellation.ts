@@ -57,13 +57,23 @@ export class Cancellation {
     return Promise.race([promise, this.#promise]);
   }
 
+  /** Sleeps `ms`, or until `wake` settles, unless the wait is cancelled first. */
+  async sleep(ms: number, wake?: Promise<void>): Promise<void> {
+    const timer = delay(ms);
+    try {
+      await this.race(wake ? Promise.race([timer.promise, wake]) : timer.promise);
+    } finally {
+      timer.cancel();
+    }
+  }
+
   dispose(): void {
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
   }
 }
 
 /** A promise that resolves after `ms`, and a way to drop it early. */
-export function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
+function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
   let timer: NodeJS.Timeout | undefined;
   const promise = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, Math.max(0, ms));

@@ -1,8 +1,9 @@
-import { AlreadyReleasedError, InvalidArgumentError, LockLostError } from '../errors.js';
+import { AlreadyReleasedError, LockLostError } from '../errors.js';
 import { validateTtl } from '../options.js';
 import type { Lease } from '../types.js';
 import type { AcquiredLease } from './acquired.js';
-import { MAX_TIMER_MS } from './long-timer.js';
+import { assertAboveMargin } from './lease-options.js';
+import { atDeadline } from './long-timer.js';
 
 /** What a handle needs from its manager. @internal */
 export interface LeaseHandleHost {
@@ -49,7 +50,8 @@ export class LeaseHandle implements Lease {
   #ttlMs: number;
   #expiresAt: Date;
   #deadline: number;
-  #timer: NodeJS.Timeout | undefined;
+  /** Cancels the pending deadline timer. */
+  #disarm: (() => void) | undefined;
   /** When the renewer should next renew this lease (performance.now()); Infinity while in flight. */
   renewAt: number;
 
@@ -113,7 +115,7 @@ export class LeaseHandle implements Lease {
     if (this.#state !== 'held') return;
     this.#state = 'lost';
     if (options.rowGone) this.#rowGone = true;
-    clearTimeout(this.#timer);
+    this.#disarm?.();
     this.#controller.abort(
       new LockLostError(this.key, `lease "${this.key}" (token ${this.token}) was lost: ${why}`, {
         cause: options.cause,
@@ -124,11 +126,7 @@ export class LeaseHandle implements Lease {
 
   async extend(ttlMs?: number): Promise<void> {
     const ttl = ttlMs === undefined ? this.#ttlMs : validateTtl(ttlMs);
-    if (ttl <= this.#host.marginFor(ttl)) {
-      throw new InvalidArgumentError(
-        `"ttlMs" (${ttl}) must be larger than the safety margin (${this.#host.marginFor(ttl)} ms)`,
-      );
-    }
+    assertAboveMargin(ttl, this.#host.marginFor(ttl));
     this.#assertHeld();
     let renewed: { sentAt: number; expiresAt: Date } | null;
     try {
@@ -156,7 +154,7 @@ export class LeaseHandle implements Lease {
     if (this.#state === 'released') throw new AlreadyReleasedError(this.key);
     const wasHeld = this.#state === 'held';
     this.#state = 'released';
-    clearTimeout(this.#timer);
+    this.#disarm?.();
     if (!wasHeld) {
       // Lost already: our own term may still be in the table (the local deadline comes first),
       // and deleting it frees the key sooner. Scoped to our token, it cannot touch a newer
@@ -195,21 +193,12 @@ export class LeaseHandle implements Lease {
   }
 
   #arm(): void {
-    clearTimeout(this.#timer);
-    const left = this.#deadline - performance.now();
-    if (left <= 0) {
-      this.lose('its local deadline passed (no renewal confirmed in time)');
-      return;
-    }
+    this.#disarm?.();
     // A deadline further off than one timer can wait (a TTL of weeks) is reached by re-arming.
-    const delayMs = Math.min(MAX_TIMER_MS, Math.ceil(left));
-    this.#timer = setTimeout(() => {
-      if (performance.now() >= this.#deadline) {
-        this.lose('its local deadline passed (no renewal confirmed in time)');
-      } else {
-        this.#arm();
-      }
-    }, delayMs);
-    this.#timer.unref();
+    this.#disarm = atDeadline(
+      this.#deadline,
+      () => this.lose('its local deadline passed (no renewal confirmed in time)'),
+      { unref: true },
+    );
   }
 }

@@ -129,14 +129,7 @@ export class LeaseManager {
   adopt(acquired: AcquiredLease[], options: AdoptOptions): Lease[] {
     this.#assertOpen();
     return acquired.map((lease) =>
-      this.#track(
-        new LeaseHandle(this.#host, lease, {
-          ttlMs: options.ttlMs,
-          autoRenew: options.autoRenew,
-          sentAt: options.sentAt,
-        }),
-        undefined,
-      ),
+      this.#track(new LeaseHandle(this.#host, lease, options), undefined),
     );
   }
 
@@ -174,7 +167,7 @@ export class LeaseManager {
             store: this.#store,
             listener: this.#listener,
             pollIntervalMs: this.#options.pollIntervalMs,
-            discard: (late) => this.#discard(late),
+            discard: (late) => this.#giveBack(late.lease.key, late.lease.token),
           },
           request,
           cancel,
@@ -207,9 +200,7 @@ export class LeaseManager {
       // Its deadline passed before it could even be handed out (a very slow acquire): the
       // caller gets a handle whose signal is already aborted; the row goes back at once.
       slot?.release();
-      this.#store
-        .release(handle.key, handle.token)
-        .catch((error: unknown) => this.#options.onError(error));
+      this.#giveBack(handle.key, handle.token);
       return handle;
     }
     this.#held.set(handle, slot);
@@ -224,10 +215,9 @@ export class LeaseManager {
     slot?.release();
   }
 
-  #discard(late: Extract<AcquireOutcome, { acquired: true }>): void {
-    this.#store
-      .release(late.lease.key, late.lease.token)
-      .catch((error: unknown) => this.#options.onError(error));
+  /** Releases a term nobody will hold, in the background; a failure goes to onError. */
+  #giveBack(key: string, token: bigint): void {
+    this.#store.release(key, token).catch((error: unknown) => this.#options.onError(error));
   }
 
   #assertOpen(): void {

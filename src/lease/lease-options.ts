@@ -21,6 +21,15 @@ export function marginFor(options: ResolvedOptions, ttlMs: number): number {
   return options.safetyMarginMs ?? Math.min(1_000, ttlMs / 10);
 }
 
+/** Rejects a TTL that its safety margin would use up entirely. @internal */
+export function assertAboveMargin(ttlMs: number, marginMs: number): void {
+  if (!(ttlMs > marginMs)) {
+    throw new InvalidArgumentError(
+      `"ttlMs" (${ttlMs}) must be larger than the safety margin (${marginMs} ms)`,
+    );
+  }
+}
+
 /**
  * Checks a lease call's key and options before anything touches the database.
  * @internal
@@ -47,12 +56,7 @@ export function parseLeaseRequest(
     }
   }
   const ttlMs = options.ttlMs === undefined ? defaults.ttlMs : validateTtl(options.ttlMs);
-  const margin = marginFor(defaults, ttlMs);
-  if (!(ttlMs > margin)) {
-    throw new InvalidArgumentError(
-      `"ttlMs" (${ttlMs}) must be larger than the safety margin (${margin} ms)`,
-    );
-  }
+  assertAboveMargin(ttlMs, marginFor(defaults, ttlMs));
   const waitMs = options.waitMs === undefined ? defaults.waitMs : validateWait(options.waitMs);
   const autoRenew = options.autoRenew ?? kind.autoRenew;
   if (typeof autoRenew !== 'boolean') {

@@ -7,10 +7,15 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Calls `fn` once `performance.now()` reaches `deadline`, however far away it is, by re-arming
- * in steps `setTimeout` can express. Returns a function that cancels it.
+ * in steps `setTimeout` can express (at once if it has passed). Returns a function that cancels
+ * it. With `unref`, the pending timer does not keep the process alive.
  * @internal
  */
-export function atDeadline(deadline: number, fn: () => void): () => void {
+export function atDeadline(
+  deadline: number,
+  fn: () => void,
+  options: { unref?: boolean } = {},
+): () => void {
   let timer: NodeJS.Timeout | undefined;
   const arm = (): void => {
     const left = deadline - performance.now();
@@ -19,6 +24,7 @@ export function atDeadline(deadline: number, fn: () => void): () => void {
       return;
     }
     timer = setTimeout(arm, Math.min(MAX_TIMER_MS, Math.ceil(left)));
+    if (options.unref) timer.unref();
   };
   arm();
   return () => clearTimeout(timer);

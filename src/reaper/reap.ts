@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Database } from '../db/database.js';
 import { explainDbError } from '../db/errors.js';
@@ -91,19 +92,37 @@ export async function reapOn(
     // Rest as long as the batch took before the next one: the reaper then uses at most half
     // of the time (and of the WAL and I/O) it could, and acquirers' latency stays flat while
     // a large backlog is deleted (measured in bench/, scenario 4).
-    await pause(Math.min(performance.now() - started, MAX_PAUSE_MS));
+    await delay(Math.min(performance.now() - started, MAX_PAUSE_MS));
   }
 }
 
 /** The longest rest between two batches. */
 const MAX_PAUSE_MS = 250;
 
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Runs `fn` on a client checked out of a pool, then hands the client back — or destroys it if
+ * `fn` failed: it may be mid-transaction, dead, or still hold a session advisory lock.
+ * @internal
+ */
+export async function usePooledClient<T>(
+  client: pg.PoolClient,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  // A checked-out client whose connection dies also emits 'error'; the query in flight fails
+  // with it anyway, and an unheard 'error' event would take the process down.
+  const ignoreClientError = (): void => {};
+  client.on('error', ignoreClientError);
+  let broken: Error | undefined;
+  try {
+    return await fn(client);
+  } catch (error) {
+    broken = error instanceof Error ? error : new Error(String(error));
+    throw error;
+  } finally {
+    client.removeListener('error', ignoreClientError);
+    client.release(broken);
+  }
 }
-
-/** Listener for a checked-out client's 'error' event, whose query in flight reports it. @internal */
-export function ignoreClientError(): void {}
 
 /** One reaper pass: deletes expired leases in batches until a short batch; returns rows deleted. @internal */
 export async function reap(db: Database, options?: ReapOptions): Promise<number> {
@@ -114,18 +133,5 @@ export async function reap(db: Database, options?: ReapOptions): Promise<number>
   } catch (error) {
     throw explainDbError(error, db.schema);
   }
-  let broken: Error | undefined;
-  // A checked-out client whose connection dies also emits 'error'; the query in flight fails
-  // with it anyway, and an unheard 'error' event would take the process down.
-  client.on('error', ignoreClientError);
-  try {
-    return await reapOn(client, db.schema, batchSize);
-  } catch (error) {
-    // A failed client may be mid-transaction or dead: destroy it rather than hand it back.
-    broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    client.removeListener('error', ignoreClientError);
-    client.release(broken);
-  }
+  return usePooledClient(client, (c) => reapOn(c, db.schema, batchSize));
 }

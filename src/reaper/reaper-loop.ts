@@ -11,13 +11,12 @@
 // the pass's whole transaction, and a pass must commit every batch on its own, or it would hold
 // every row it deleted locked, and block acquirers, until the pass ended.
 // Jitter keeps processes started together from trying at the same instant every time.
-import { createHash } from 'node:crypto';
-import type pg from 'pg';
 import type { Database } from '../db/database.js';
 import { InvalidArgumentError } from '../errors.js';
+import { advisoryKeyId } from '../keys.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ReapPass, Reaper, ReaperOptions } from '../types.js';
-import { ignoreClientError, reapOn, validateReapOptions } from './reap.js';
+import { reapOn, usePooledClient, validateReapOptions } from './reap.js';
 
 export const DEFAULT_REAPER_INTERVAL_MS = 60_000;
 export const MIN_REAPER_INTERVAL_MS = 10;
@@ -32,12 +31,7 @@ const JITTER = 0.25;
  * @internal
  */
 export function reaperLockId(schema: string): bigint {
-  return createHash('sha256')
-    .update('pgfence-reaper')
-    .update('\0')
-    .update(schema)
-    .digest()
-    .readBigInt64BE(0);
+  return advisoryKeyId('pgfence-reaper', schema);
 }
 
 /** The periodic reaper: a pass every `intervalMs` (jittered) while no other process is reaping. @internal */
@@ -92,9 +86,7 @@ export class ReaperLoop implements Reaper {
     }
     this.#db = db;
     this.#intervalMs = intervalMs;
-    this.#batchSize = validateReapOptions(
-      given.batchSize === undefined ? undefined : { batchSize: given.batchSize },
-    );
+    this.#batchSize = validateReapOptions({ batchSize: given.batchSize });
     this.#onPass = onPass ?? (() => {});
     this.#onError = onError ?? options.onError;
     this.#onStopped = onStopped;
@@ -125,30 +117,28 @@ export class ReaperLoop implements Reaper {
   }
 
   async #pass(): Promise<void> {
-    let client: pg.PoolClient | undefined;
-    let broken: Error | undefined;
     try {
-      client = await this.#db.pool.connect();
-      client.on('error', ignoreClientError); // see reap(): the failing query reports it
-      const { rows } = await client.query<{ leader: boolean }>(
-        'SELECT pg_try_advisory_lock($1::bigint) AS leader',
-        [this.#lockId],
-      );
-      if (rows[0]?.leader !== true) return; // another process is reaping right now
-      const started = performance.now();
-      // If this throws, the catch below destroys the connection, and the lock goes with it.
-      const deleted = await reapOn(client, this.#db.schema, this.#batchSize, this.#stopping.signal);
-      // Reported while still holding the lock, so that passes reported by different processes
-      // never overlap in time.
-      this.#report({ deleted, durationMs: performance.now() - started });
-      await client.query('SELECT pg_advisory_unlock($1::bigint)', [this.#lockId]);
+      // If the pass throws, its connection is destroyed, and the lock goes with it.
+      await usePooledClient(await this.#db.pool.connect(), async (client) => {
+        const { rows } = await client.query<{ leader: boolean }>(
+          'SELECT pg_try_advisory_lock($1::bigint) AS leader',
+          [this.#lockId],
+        );
+        if (rows[0]?.leader !== true) return; // another process is reaping right now
+        const started = performance.now();
+        const deleted = await reapOn(
+          client,
+          this.#db.schema,
+          this.#batchSize,
+          this.#stopping.signal,
+        );
+        // Reported while still holding the lock, so that passes reported by different processes
+        // never overlap in time.
+        this.#report({ deleted, durationMs: performance.now() - started });
+        await client.query('SELECT pg_advisory_unlock($1::bigint)', [this.#lockId]);
+      });
     } catch (error) {
-      // A connection that failed mid-pass may still hold the lock or a transaction: destroy it.
-      broken = error instanceof Error ? error : new Error(String(error));
       this.#safely(this.#onError, error);
-    } finally {
-      client?.removeListener('error', ignoreClientError);
-      client?.release(broken);
     }
   }
 

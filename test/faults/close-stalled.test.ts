@@ -4,19 +4,17 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPgFence, LockTimeoutError, type PgFence } from '../../src/index.js';
-import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { testUrl, useMigratedFence } from '../support/database.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { settledWithin } from '../support/wait.js';
 
 describe('close() while a dedicated connection is stuck opening', () => {
-  let t: TestFence;
+  const t = useMigratedFence();
   let proxy: TcpProxy;
   let pool: pg.Pool | undefined;
-  let behind: PgFence | undefined;
   let closing: Promise<void> | undefined;
 
   beforeAll(async () => {
-    t = await migratedFence();
     const target = new URL(testUrl());
     proxy = await startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
   });
@@ -26,21 +24,18 @@ describe('close() while a dedicated connection is stuck opening', () => {
     proxy.cut();
     await closing;
     await pool?.end();
-    behind = undefined;
     pool = undefined;
     closing = undefined;
   });
   afterAll(async () => {
     await proxy.close();
-    await t.cleanup();
   });
 
   /** A PgFence on a pool of the caller's (which close() leaves alone) behind the proxy. */
   const fenceBehindProxy = (): PgFence => {
     pool = new pg.Pool({ connectionString: proxy.urlFor(testUrl()), max: 4 });
     pool.on('error', () => {});
-    behind = createPgFence({ pool, schema: t.schema, onError: () => {} });
-    return behind;
+    return createPgFence({ pool, schema: t.schema, onError: () => {} });
   };
 
   it('a lease waiter was opening the LISTEN connection', async () => {

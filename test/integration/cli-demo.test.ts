@@ -6,24 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/cli/demo/postgres-process.js';
+import type { DemoSummary } from '../../src/cli/demo/verify.js';
 import { cli, until } from '../support/cli.js';
 
-interface Summary {
-  type: 'summary';
-  jobs: number;
-  doneOnce: number;
-  doneTwice: number;
-  notDone: number;
-  writesAccepted: number;
-  staleWritesRefused: number;
-  takeovers: number;
-  killedWorkerJobs: number;
-  killedWorkerJobsRedone: number;
-  overlaps: number;
-  sections: number;
-  ok: boolean;
-  failures: string[];
-}
+type Summary = DemoSummary & { type: 'summary' };
 
 interface Event {
   type: string;

@@ -1,7 +1,6 @@
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { PgFence } from '../../src/index.js';
-import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { useClient, useMigratedFence } from '../support/database.js';
 import { sleep } from '../support/wait.js';
 
 // One renewal statement per tick serves every auto-renewed lease of a PgFence. A guarded write
@@ -9,20 +8,12 @@ import { sleep } from '../support/wait.js';
 // and a renewal of that row must wait for it; the other leases of the statement must not.
 
 describe('a long guarded write and the shared renewal statement', () => {
-  let t: TestFence;
+  const t = useMigratedFence();
+  const guard = useClient();
   let fence: PgFence;
-  let guard: pg.Client;
 
-  beforeAll(async () => {
-    t = await migratedFence();
+  beforeAll(() => {
     fence = t.another();
-    guard = new pg.Client({ connectionString: testUrl() });
-    guard.on('error', () => {});
-    await guard.connect();
-  });
-  afterAll(async () => {
-    await guard.end().catch(() => {});
-    await t.cleanup();
   });
 
   it('keeps renewing the other leases while one lease row is held by a guarded write', async () => {

@@ -1,7 +1,6 @@
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { PgFence } from '../../src/index.js';
-import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { useClient, useMigratedFence } from '../support/database.js';
 import { sleep, settledWithin } from '../support/wait.js';
 
 // A guarded write (`… WHERE <schema>.is_current(key, token)`) keeps the lease row FOR SHARE
@@ -10,22 +9,14 @@ import { sleep, settledWithin } from '../support/wait.js';
 // not hold up the other callers whose requests happened to travel in the same statement.
 
 describe('a guarded write in progress and coalesced acquires', () => {
-  let t: TestFence;
+  const t = useMigratedFence();
+  const guard = useClient();
   let holder: PgFence;
   let acquirer: PgFence;
-  let guard: pg.Client;
 
-  beforeAll(async () => {
-    t = await migratedFence();
+  beforeAll(() => {
     holder = t.another();
     acquirer = t.another({ pollIntervalMs: 100 });
-    guard = new pg.Client({ connectionString: testUrl() });
-    guard.on('error', () => {});
-    await guard.connect();
-  });
-  afterAll(async () => {
-    await guard.end().catch(() => {});
-    await t.cleanup();
   });
 
   it('holds up only the key being written, and that key until the write commits', async () => {
@@ -66,20 +57,12 @@ describe('a guarded write in progress and coalesced acquires', () => {
 });
 
 describe('a guarded write in progress and coalesced releases', () => {
-  let t: TestFence;
+  const t = useMigratedFence();
+  const guard = useClient();
   let fence: PgFence;
-  let guard: pg.Client;
 
-  beforeAll(async () => {
-    t = await migratedFence();
+  beforeAll(() => {
     fence = t.another();
-    guard = new pg.Client({ connectionString: testUrl() });
-    guard.on('error', () => {});
-    await guard.connect();
-  });
-  afterAll(async () => {
-    await guard.end().catch(() => {});
-    await t.cleanup();
   });
 
   it('answers the other releases of the statement without waiting for the write', async () => {

@@ -1,26 +1,22 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LockTimeoutError, type PgFence } from '../../src/index.js';
-import { migratedFence, testUrl, type TestFence } from '../support/database.js';
+import { testUrl, useMigratedFence } from '../support/database.js';
 import { sleep } from '../support/wait.js';
 
 /** Far longer than any wait below: a waiter that wakes in time was woken by NOTIFY. */
 const HUGE_POLL_MS = 120_000;
 
 describe('waiting for a lease', () => {
-  let t: TestFence;
+  const t = useMigratedFence();
   let holder: PgFence;
   let waiter: PgFence;
   let n = 0;
   const key = (name: string) => `${name}-${(n += 1)}`;
 
-  beforeAll(async () => {
-    t = await migratedFence();
+  beforeAll(() => {
     holder = t.another();
     waiter = t.another({ pollIntervalMs: HUGE_POLL_MS, applicationName: `waiter_${t.schema}` });
-  });
-  afterAll(async () => {
-    await t.cleanup();
   });
 
   it('is woken by the release notification, not by a poll', async () => {

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { PgFence } from '../../src/index.js';
-import { migratedFence, type TestFence } from '../support/database.js';
+import { useMigratedFence } from '../support/database.js';
 import { sleep } from '../support/wait.js';
 
 // The options accept waits and TTLs of up to a year, but setTimeout cuts any delay above
@@ -39,19 +39,15 @@ async function overflowWarnings(fn: () => Promise<void>, ms: number): Promise<nu
 }
 
 describe('waits and TTLs longer than one timer can express', () => {
-  let t: TestFence;
+  const t = useMigratedFence();
   let holder: PgFence;
   let waiter: PgFence;
   let n = 0;
   const key = (name: string) => `${name}-${(n += 1)}`;
 
-  beforeAll(async () => {
-    t = await migratedFence();
+  beforeAll(() => {
     holder = t.another();
     waiter = t.another({ pollIntervalMs: 200 });
-  });
-  afterAll(async () => {
-    await t.cleanup();
   });
 
   it('a lease waiter with a 24.9-day wait keeps waiting, then gets the lease', async () => {

@@ -9,7 +9,7 @@ import {
   LockTimeoutError,
   type PgFence,
 } from '../../src/index.js';
-import { migratedFence, testUrl, type TestFence } from './database.js';
+import { testUrl, useMigratedFence } from './database.js';
 import { analyseChecker, CheckerClient, createChecker, dropChecker } from './mutex-checker.js';
 import { processScript, startScript } from './spawn.js';
 import { sleep } from './wait.js';
@@ -60,15 +60,13 @@ export function describeLockContract(kind: LockKind): void {
   const adapter = adapters[kind];
 
   describe(`the ${kind} lock contract`, () => {
-    let t: TestFence;
+    const t = useMigratedFence();
     let checker: string;
 
     beforeAll(async () => {
-      t = await migratedFence();
       checker = await createChecker(testUrl());
     });
     afterAll(async () => {
-      await t.cleanup();
       await dropChecker(testUrl(), checker);
     });
 

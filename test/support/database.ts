@@ -116,3 +116,20 @@ export function useMigratedFence(
     another: (extra) => get().another(extra),
   };
 }
+
+/**
+ * A connection of its own to the test database for the enclosing describe block, for a
+ * transaction a test holds open (a guarded write): connected in its beforeAll, ended in its
+ * afterAll.
+ */
+export function useClient(): pg.Client {
+  const client = new pg.Client({ connectionString: testUrl() });
+  client.on('error', () => {});
+  beforeAll(async () => {
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client.end().catch(() => {});
+  });
+  return client;
+}

@@ -12,6 +12,7 @@ import {
   stopPostmaster,
   waitForExit,
 } from '../../src/cli/demo/postgres-process.js';
+import { sleep } from './wait.js';
 
 export const DIR_PREFIX = 'pgfence-pg-';
 
@@ -78,7 +79,7 @@ export async function startEmbeddedServer(
       await waitForExit(pid, 10_000);
       // Backends notice their postmaster died and exit on their own; wait until none is attached
       // to the data directory's shared memory, or the restart would refuse to start.
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     },
     async restart() {
       instance = make();
@@ -89,7 +90,7 @@ export async function startEmbeddedServer(
           return;
         } catch (error) {
           if (Date.now() > until) throw error;
-          await new Promise((r) => setTimeout(r, 250));
+          await sleep(250);
           instance = make();
         }
       }

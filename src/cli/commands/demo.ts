@@ -17,6 +17,17 @@ interface DemoFlags {
   json?: boolean;
 }
 
+/** A whole-number flag within bounds, or `fallback` when it was not given. */
+function count(
+  text: string | undefined,
+  flag: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  return text === undefined ? fallback : parseCount(text, flag, min, max);
+}
+
 /** `pgfence demo`: worker processes sharing jobs and leases, with a pause and a crash. */
 export function registerDemo(program: Command, done: (code: number) => void): void {
   program
@@ -39,20 +50,9 @@ least one stale write refused and one lease taken over; ${EXIT.FAILED} otherwise
     )
     .action(async (flags: DemoFlags) => {
       const quick = flags.quick === true;
-      const workers =
-        flags.workers === undefined ? 4 : parseCount(flags.workers, '--workers', 3, 16);
-      const jobs =
-        flags.jobs === undefined
-          ? quick
-            ? 60
-            : 200
-          : parseCount(flags.jobs, '--jobs', 10, 100_000);
-      const seconds =
-        flags.seconds === undefined
-          ? quick
-            ? 8
-            : 30
-          : parseCount(flags.seconds, '--seconds', 3, 3_600);
+      const workers = count(flags.workers, '--workers', 4, 3, 16);
+      const jobs = count(flags.jobs, '--jobs', quick ? 60 : 200, 10, 100_000);
+      const seconds = count(flags.seconds, '--seconds', quick ? 8 : 30, 3, 3_600);
       const ttlMs =
         flags.ttl === undefined ? (quick ? 2_000 : 3_000) : parseDuration(flags.ttl, '--ttl');
       if (ttlMs < 500) throw new UsageError('--ttl must be at least 500ms');

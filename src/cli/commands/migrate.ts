@@ -13,12 +13,8 @@ export function registerMigrate(program: Command, done: (code: number) => void):
     const open = openFence(flags);
     try {
       const ran = await open.fence.migrate();
-      if (ran.length === 0) {
-        process.stdout.write(`schema "${open.fence.schema}" is up to date\n`);
-      } else {
-        for (const m of ran) process.stdout.write(`applied ${m.name}\n`);
-        process.stdout.write(`schema "${open.fence.schema}" is up to date\n`);
-      }
+      for (const m of ran) process.stdout.write(`applied ${m.name}\n`);
+      process.stdout.write(`schema "${open.fence.schema}" is up to date\n`);
       done(EXIT.OK);
     } finally {
       await open.close();

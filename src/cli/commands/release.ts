@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { NotMigratedError } from '../../index.js';
+import { explainDbError } from '../../db/errors.js';
+import { qualified, releasedChannel } from '../../db/identifiers.js';
 import { openFence, type ConnectionFlags } from '../connection.js';
 import { CliError, UsageError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
@@ -36,7 +37,7 @@ export function registerRelease(program: Command, done: (code: number) => void):
       throw new UsageError(`--token takes a fencing token (a whole number), got "${flags.token}"`);
     }
     const open = openFence(flags);
-    const table = `"${open.fence.schema}".leases`;
+    const table = qualified(open.fence.schema, 'leases');
     const client = await open.pool.connect();
     let broken = false;
     try {
@@ -59,7 +60,7 @@ export function registerRelease(program: Command, done: (code: number) => void):
         );
       }
       await client.query(`DELETE FROM ${table} WHERE key = $1 AND token = $2`, [key, row.token]);
-      await client.query('SELECT pg_notify($1, $2)', [`${open.fence.schema}.released`, key]);
+      await client.query('SELECT pg_notify($1, $2)', [releasedChannel(open.fence.schema), key]);
       await client.query('COMMIT');
       process.stdout.write(
         `released "${key}" (token ${row.token}, owner ${row.owner}${row.live ? ', was live' : ', had expired'})\n`,
@@ -69,12 +70,8 @@ export function registerRelease(program: Command, done: (code: number) => void):
       await client.query('ROLLBACK').catch(() => {
         broken = true;
       });
-      const code = (error as { code?: unknown } | null)?.code;
       // No leases table in that schema: say what to run, as the library's own calls do.
-      if (code === '42P01' || code === '3F000') {
-        throw new NotMigratedError(open.fence.schema, { cause: error });
-      }
-      throw error;
+      throw explainDbError(error, open.fence.schema);
     } finally {
       client.release(broken);
       await open.close();

@@ -107,17 +107,15 @@ async function acquire(
           : await fence.lock(key, { waitMs: options.waitMs, signal: interrupted.signal });
       return handle && { kind: 'advisory', handle };
     }
-    const metadata = { command: 'pgfence run', host: hostname(), pid: process.pid };
+    const lease = {
+      ttlMs: options.ttlMs,
+      autoRenew: true,
+      metadata: { command: 'pgfence run', host: hostname(), pid: process.pid },
+    };
     const handle =
       options.waitMs === 0
-        ? await fence.tryLease(key, { ttlMs: options.ttlMs, autoRenew: true, metadata })
-        : await fence.lease(key, {
-            ttlMs: options.ttlMs,
-            waitMs: options.waitMs,
-            autoRenew: true,
-            signal: interrupted.signal,
-            metadata,
-          });
+        ? await fence.tryLease(key, lease)
+        : await fence.lease(key, { ...lease, waitMs: options.waitMs, signal: interrupted.signal });
     return handle && { kind: 'lease', handle };
   } catch (error) {
     if (error instanceof LockTimeoutError) return null;

@@ -7,10 +7,10 @@ import { EXIT } from '../exit-codes.js';
 import {
   embeddedServerOptions,
   freePort,
-  isAlive,
   makeOwnedDir,
   postmasterPid,
   postmasterPidSync,
+  quitPostmaster,
   removeStaleDirs,
   stopPostmaster,
 } from './postgres-process.js';
@@ -76,13 +76,7 @@ export async function startEmbeddedServer(): Promise<EmbeddedServer> {
   // For a synchronous 'exit' handler, which cannot await: kill the server, delete the directory.
   const destroySync = (): void => {
     const pid = postmasterPidSync(dataDir);
-    if (pid !== undefined && isAlive(pid)) {
-      try {
-        process.kill(pid, 'SIGQUIT');
-      } catch {
-        // already gone
-      }
-    }
+    if (pid !== undefined) quitPostmaster(pid);
     rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
   };
   // Until destroy() has run, an exit on any path (Ctrl-C during initdb included) removes it all.

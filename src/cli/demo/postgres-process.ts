@@ -60,16 +60,21 @@ export function postmasterPidSync(dataDir: string): number | undefined {
 }
 
 /**
- * Asks a postmaster to stop at once (SIGQUIT: no shutdown checkpoint, which nobody needs for a
- * throw-away server) and waits up to `timeoutMs` for it to be gone.
+ * Asks a running postmaster to stop at once (SIGQUIT: no shutdown checkpoint, which nobody
+ * needs for a throw-away server), without waiting; synchronous, for an 'exit' handler.
  */
-export async function stopPostmaster(pid: number, timeoutMs: number): Promise<void> {
+export function quitPostmaster(pid: number): void {
   if (!isAlive(pid)) return;
   try {
     process.kill(pid, 'SIGQUIT');
   } catch {
     // already gone
   }
+}
+
+/** `quitPostmaster`, then waits up to `timeoutMs` for it to be gone. */
+export async function stopPostmaster(pid: number, timeoutMs: number): Promise<void> {
+  quitPostmaster(pid);
   await waitForExit(pid, timeoutMs);
 }
 
@@ -102,11 +107,8 @@ export async function removeStaleDirs(prefix: string, stopTimeoutMs: number): Pr
   for (const name of entries) {
     if (!name.startsWith(prefix)) continue;
     const dir = join(base, name);
-    const owner = Number.parseInt(
-      await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => ''),
-      10,
-    );
-    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) continue;
+    const owner = parsePid(await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => ''));
+    if (owner !== undefined && isAlive(owner)) continue;
     const pid = await postmasterPid(join(dir, 'data'));
     if (pid !== undefined) await stopPostmaster(pid, stopTimeoutMs);
     await rm(dir, { recursive: true, force: true });

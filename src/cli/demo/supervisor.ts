@@ -101,7 +101,6 @@ export async function runDemo(options: DemoRunOptions): Promise<number> {
         view,
         faults,
         interrupted,
-        latest: new Map(),
       });
       if (interrupted.signal.aborted) return interruptedCode;
 

@@ -16,14 +16,16 @@ export interface RunContext {
   view: DemoView;
   faults: FaultScript;
   interrupted: AbortController;
-  /** The last term seen for each key: who acquired it, with which token. */
-  latest: Map<string, { worker: number; token: string }>;
 }
+
+/** The last term seen for each key: who acquired it, with which token. */
+type LatestTerms = Map<string, { worker: number; token: string }>;
 
 /** Starts the worker processes and resolves when all have exited (or the run is given up). */
 export async function runWorkers(ctx: RunContext): Promise<void> {
   const { plan, state, children, emit } = ctx;
   const running = new Set<number>();
+  const latest: LatestTerms = new Map();
   let allDone!: () => void;
   const finished = new Promise<void>((resolve) => (allDone = resolve));
 
@@ -64,7 +66,7 @@ export async function runWorkers(ctx: RunContext): Promise<void> {
       stderr = (stderr + chunk.toString()).slice(-2_000);
     });
     child.on('message', (message: WorkerMessage) => {
-      onMessage(ctx, worker, message);
+      onMessage(ctx, latest, worker, message);
     });
     child.on('exit', (code, signal) => {
       children.delete(id);
@@ -105,7 +107,7 @@ export async function runWorkers(ctx: RunContext): Promise<void> {
   }
 }
 
-function onMessage(ctx: RunContext, w: WorkerState, m: WorkerMessage): void {
+function onMessage(ctx: RunContext, latest: LatestTerms, w: WorkerState, m: WorkerMessage): void {
   const { state, emit } = ctx;
   switch (m.t) {
     case 'ready':
@@ -135,7 +137,7 @@ function onMessage(ctx: RunContext, w: WorkerState, m: WorkerMessage): void {
         }
       }
       w.holds.set(m.key, m.token);
-      ctx.latest.set(m.key, { worker: w.id, token: m.token });
+      latest.set(m.key, { worker: w.id, token: m.token });
       setStatus(w, 'working');
       break;
     }
@@ -154,10 +156,10 @@ function onMessage(ctx: RunContext, w: WorkerState, m: WorkerMessage): void {
         }
       } else {
         w.refused += 1;
-        const latest = ctx.latest.get(m.key);
+        const last = latest.get(m.key);
         const holder =
-          latest && latest.worker !== w.id && BigInt(latest.token) > BigInt(m.token)
-            ? `w${latest.worker} took it over with token ${latest.token}`
+          last && last.worker !== w.id && BigInt(last.token) > BigInt(m.token)
+            ? `w${last.worker} took it over with token ${last.token}`
             : undefined;
         emit({
           type: 'refused',

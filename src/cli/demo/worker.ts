@@ -105,9 +105,7 @@ export class DemoWorker {
       const ok = await this.#fencedJobWrite(lease.key, token);
       send({ t: 'write', key: lease.key, token, ok });
     }
-    const released = await lease.release().catch(() => false);
-    await this.#log([lease], 'release', released);
-    send({ t: 'release', key: lease.key, token, ok: released });
+    await this.#release(lease);
   }
 
   /** Marks the job done only while this token is the live lease; logs the attempt either way. */
@@ -174,9 +172,7 @@ export class DemoWorker {
       );
       send({ t: 'write', key: lease.key, token, ok: rows[0]?.ok === true });
     }
-    const released = await lease.release().catch(() => false);
-    await this.#log([lease], 'release', released);
-    send({ t: 'release', key: lease.key, token, ok: released });
+    await this.#release(lease);
   }
 
   /** A critical section under an advisory lock: entry and exit are recorded while it is held. */
@@ -192,6 +188,13 @@ export class DemoWorker {
       [rows[0]?.id],
     );
     send({ t: 'unlock', key });
+  }
+
+  /** Releases the lease, and logs and reports whether the release succeeded. */
+  async #release(lease: Lease): Promise<void> {
+    const released = await lease.release().catch(() => false);
+    await this.#log([lease], 'release', released);
+    send({ t: 'release', key: lease.key, token: lease.token.toString(), ok: released });
   }
 
   async #log(leases: Lease[], kind: string, ok: boolean | null): Promise<void> {

@@ -8,6 +8,7 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { createPgFence } from '../../../src/index.js';
+import { sleep } from '../wait.js';
 
 const [url, schema, owner, loopsArg, batchArg, ttlArg, workArg, stallArg] = process.argv.slice(2);
 const loops = Number(loopsArg);
@@ -29,7 +30,6 @@ const pending = sql<{
 }>`SELECT 'job:' || id AS key FROM ${jobs} WHERE done = 0 ORDER BY id`;
 
 const summary = { claimed: 0, completed: 0, refused: 0, batches: 0 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // The fenced write goes through a plain pg pool of the worker's own, as an application's would.
 const appPool = new pg.Pool({

@@ -3,6 +3,7 @@
 // argv[2]: JSON { kind, url, schema, checker, keys, callers, durationMs, holdMs, name }
 import { createPgFence } from '../../../src/index.js';
 import { CheckerClient } from '../mutex-checker.js';
+import { sleep } from '../wait.js';
 
 interface Config {
   kind: 'lease' | 'advisory';
@@ -24,7 +25,6 @@ let acquisitions = 0;
 let tries = 0;
 let tryNulls = 0;
 const until = performance.now() + config.durationMs;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function caller(index: number): Promise<void> {
   const holder = `${config.name}/${index}`;
