@@ -22,7 +22,9 @@ let pgDump: string | null = null;
 
 beforeAll(async () => {
   t = await migratedFence();
-  const { rows } = await t.pool.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
+  const { rows } = await t.pool.query<{ v: string }>(
+    `SELECT current_setting('server_version_num') AS v`,
+  );
   major = Math.floor(Number(rows[0]!.v) / 10_000);
   pgDump = major === DUMP_MAJOR ? await findPgDump(major) : null;
   if (!pgDump) {

@@ -60,6 +60,9 @@ export function normaliseDump(dump: string, schema: string): string {
   return lines
     .join('\n')
     .replace(new RegExp(`\\b${schema}\\b`, 'g'), DUMPED_SCHEMA)
-    .replace(new RegExp(`(?<![0-9])${classId(schema)}(?![0-9])`, 'g'), String(classId(DUMPED_SCHEMA)))
+    .replace(
+      new RegExp(`(?<![0-9])${classId(schema)}(?![0-9])`, 'g'),
+      String(classId(DUMPED_SCHEMA)),
+    )
     .replace(/\n{3,}/g, '\n\n');
 }
