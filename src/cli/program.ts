@@ -7,6 +7,7 @@ import { registerRelease } from './commands/release.js';
 import { registerRun } from './commands/run.js';
 import { describeFailure } from './errors.js';
 import { EXIT } from './exit-codes.js';
+import { packageVersion } from './version.js';
 
 /**
  * Parses `argv` (without node and the script), runs the command and resolves with the exit
@@ -19,6 +20,7 @@ export async function runCli(argv: string[]): Promise<number> {
   };
   const program = new Command('pgfence')
     .description('Distributed locks, leases and fencing tokens on PostgreSQL.')
+    .version(packageVersion(), '-V, --version', 'print the version of pgfence')
     .enablePositionalOptions()
     .showSuggestionAfterError(false)
     .helpCommand(true)

@@ -1,6 +1,7 @@
 // The pgfence command's parsing, in-process (no database is reached): --help on every command,
 // one-line errors with exit code 2 for bad usage, and durations. The subprocess tests in the
 // other cli*.test.ts files cover the same entry point run as a real process.
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { formatDuration, parseDuration } from '../../src/cli/duration.js';
@@ -25,6 +26,18 @@ afterEach(() => {
 });
 
 describe('pgfence usage', () => {
+  it('prints the version from package.json on --version and -V, exit code 0', async () => {
+    const manifest = new URL('../../package.json', import.meta.url);
+    const { version } = JSON.parse(readFileSync(manifest, 'utf8')) as { version: string };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V']) {
+      out = '';
+      expect(await runCli([flag])).toBe(0);
+      expect(out).toBe(`${version}\n`);
+    }
+    expect(err).toBe('');
+  });
+
   it('answers --help on the program and on every command with exit code 0', async () => {
     expect(await runCli(['--help'])).toBe(0);
     for (const command of ['demo', 'run', 'ls', 'migrate', 'reap', 'release']) {
