@@ -10,6 +10,8 @@ const common = {
   sourcemap: false,
   clean: false,
   shims: true,
+  // Class names are how an error from the other build is matched to its class (error-brand.ts).
+  keepNames: true,
 } as const;
 
 export default defineConfig([

@@ -1,3 +1,5 @@
+import { isInstanceAcrossCopies, LOCK_ERROR_BRAND } from './error-brand.js';
+
 /**
  * Every error pgfence throws on purpose is a `LockError` with a stable `code`,
  * so callers can branch on `err.code` (or `instanceof`) instead of parsing messages.
@@ -25,7 +27,14 @@ export class LockError extends Error {
   override get name(): string {
     return this.constructor.name;
   }
+
+  /** `instanceof` that also recognises errors from another copy of pgfence (see `isLockError`). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstanceAcrossCopies(this, value);
+  }
 }
+
+Object.defineProperty(LockError.prototype, LOCK_ERROR_BRAND, { value: true });
 
 /** An option, TTL, wait, schema name or other argument is out of range or of the wrong type. */
 export class InvalidArgumentError extends LockError {

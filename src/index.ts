@@ -12,6 +12,7 @@ export {
   SessionChangedError,
   ClosedError,
 } from './errors.js';
+export { isLockError } from './error-brand.js';
 export type { LockErrorCode } from './errors.js';
 export type { PgFenceOptions } from './options.js';
 export type { MigrateOptions, MigrationRun } from './schema/migrate.js';
