@@ -34,10 +34,7 @@ export function createPgFence(options: PgFenceOptions): PgFence {
     schema: resolved.schema,
     owner: resolved.owner,
 
-    migrate: async (migrateOptions) => (
-      open(),
-      runMigrations(db.pool, resolved.schema, migrateOptions)
-    ),
+    migrate: async (migrateOptions) => (open(), runMigrations(db, resolved.schema, migrateOptions)),
 
     lock: async (key, lockOptions) => (open(), advisory.lock(key, lockOptions)),
     tryLock: async (key) => (open(), advisory.tryLock(key)),

@@ -14,7 +14,12 @@ export type LockErrorCode =
   | 'NOT_MIGRATED'
   | 'NOT_IN_TRANSACTION'
   | 'SESSION_CHANGED'
-  | 'CLOSED';
+  | 'CLOSED'
+  | 'UNAVAILABLE'
+  | 'READ_ONLY'
+  | 'RESOURCES_EXHAUSTED'
+  | 'STATEMENT_CANCELLED'
+  | 'DATABASE_ERROR';
 
 export class LockError extends Error {
   readonly code: LockErrorCode;
@@ -128,5 +133,50 @@ export class SessionChangedError extends LockError {
 export class ClosedError extends LockError {
   constructor() {
     super('CLOSED', 'this PgFence is closed');
+  }
+}
+
+/**
+ * The database cannot be reached, does not answer in time, or refuses connections (too many
+ * connections, starting up, shutting down). Never a statement about the key: nobody can tell
+ * whether it is held. `cause` is the driver's last error.
+ */
+export class UnavailableError extends LockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, options);
+  }
+}
+
+/** The server only accepts reads: a standby, or a primary in read-only mode (SQLSTATE 25006). */
+export class ReadOnlyError extends LockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('READ_ONLY', message, options);
+  }
+}
+
+/** The server ran out of a resource: disk full (53100), memory (53200), a configured limit (53400). */
+export class ResourcesExhaustedError extends LockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RESOURCES_EXHAUSTED', message, options);
+  }
+}
+
+/**
+ * The server cancelled a statement: a role or database `statement_timeout`, or an operator's
+ * `pg_cancel_backend` (SQLSTATE 57014).
+ */
+export class StatementCancelledError extends LockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STATEMENT_CANCELLED', message, options);
+  }
+}
+
+/** Any other error from the database or the driver; `sqlState` is its SQLSTATE, when it has one. */
+export class DatabaseError extends LockError {
+  readonly sqlState: string | undefined;
+
+  constructor(message: string, sqlState: string | undefined, options?: { cause?: unknown }) {
+    super('DATABASE_ERROR', message, options);
+    this.sqlState = sqlState;
   }
 }

@@ -11,6 +11,11 @@ export {
   NotInTransactionError,
   SessionChangedError,
   ClosedError,
+  UnavailableError,
+  ReadOnlyError,
+  ResourcesExhaustedError,
+  StatementCancelledError,
+  DatabaseError,
 } from './errors.js';
 export { isLockError } from './error-brand.js';
 export type { LockErrorCode } from './errors.js';

@@ -37,6 +37,17 @@ export interface PgFenceOptions {
   livenessIntervalMs?: number;
   /** `application_name` of pgfence's own connections. Default `pgfence`. */
   applicationName?: string;
+  /**
+   * Longest wait for a database connection — opening one (its pool, advisory sessions, the
+   * listener), or getting one from a busy pool, the caller's included. Default 5,000, or the
+   * connection string's `connect_timeout` (seconds) when it has one.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Longest a statement that does not wait for a key may take before the call fails with
+   * `UnavailableError` (a stalled network, a server that never answers). Default 10,000.
+   */
+  statementTimeoutMs?: number;
   /** Called with errors from background work (renewals, listeners) that no caller awaits. */
   onError?: (error: unknown) => void;
 }
@@ -56,6 +67,8 @@ export interface ResolvedOptions {
   readonly advisorySessions: number;
   readonly livenessIntervalMs: number;
   readonly applicationName: string;
+  readonly connectTimeoutMs: number;
+  readonly statementTimeoutMs: number;
   readonly onError: (error: unknown) => void;
 }
 
@@ -81,6 +94,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'advisorySessions',
   'livenessIntervalMs',
   'applicationName',
+  'connectTimeoutMs',
+  'statementTimeoutMs',
   'onError',
 ]);
 
@@ -116,10 +131,18 @@ export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
       '"safetyMarginMs" must be a number from 0 up to (not including) ttlMs',
     );
   }
-  const onError = options.onError ?? (() => {});
-  if (typeof onError !== 'function') {
+  const reportError = options.onError ?? (() => {});
+  if (typeof reportError !== 'function') {
     throw new InvalidArgumentError('"onError" must be a function');
   }
+  // Called from background work and wait loops: a callback that throws must stop neither.
+  const onError = (error: unknown): void => {
+    try {
+      reportError(error);
+    } catch {
+      // the caller's callback failed; pgfence carries on
+    }
+  };
   return Object.freeze({
     pool,
     connectionString,
@@ -139,6 +162,14 @@ export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
       3_600_000,
     ),
     applicationName: validateApplicationName(options.applicationName ?? 'pgfence'),
+    connectTimeoutMs:
+      options.connectTimeoutMs === undefined
+        ? (connectTimeoutFromUrl(connectionString) ?? 5_000)
+        : boundMs('connectTimeoutMs', options.connectTimeoutMs),
+    statementTimeoutMs:
+      options.statementTimeoutMs === undefined
+        ? 10_000
+        : boundMs('statementTimeoutMs', options.statementTimeoutMs),
     onError,
   });
 }
@@ -237,4 +268,36 @@ function fraction(name: string, value: unknown, fallback: number): number {
     );
   }
   return value;
+}
+
+/** The largest bound accepted for a connect or statement timeout: ten minutes. */
+export const MAX_BOUND_MS = 600_000;
+
+function boundMs(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1 || value > MAX_BOUND_MS) {
+    throw new InvalidArgumentError(
+      `"${name}" must be a number of milliseconds from 1 to ${MAX_BOUND_MS}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * libpq's `connect_timeout` (whole seconds) from a URL-style connection string: `pg` parses it
+ * but never applies it, so a user's `?connect_timeout=2` would otherwise be ignored.
+ */
+function connectTimeoutFromUrl(connectionString: string | undefined): number | undefined {
+  if (connectionString === undefined || !/^postgres(ql)?:\/\//.test(connectionString))
+    return undefined;
+  let raw: string | null;
+  try {
+    raw = new URL(connectionString).searchParams.get('connect_timeout');
+  } catch {
+    return undefined;
+  }
+  if (raw === null) return undefined;
+  const seconds = Number(raw);
+  // libpq: zero, negative or not a number means "wait indefinitely"; pgfence keeps a bound.
+  if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+  return Math.min(MAX_BOUND_MS, Math.max(2_000, seconds * 1_000));
 }

@@ -82,7 +82,11 @@ export class AdvisorySession {
     const early = (): void => {};
     client.on('error', early);
     try {
-      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const { rows } = await client.query<{ pid: number }>({
+        text: 'SELECT pg_backend_pid() AS pid',
+        // Bounded like every statement: a server that stops answering right after the connect.
+        query_timeout: db.statementTimeoutMs,
+      } as pg.QueryConfig);
       return new AdvisorySession(client, rows[0]!.pid, livenessMs, onEnd);
     } catch (error) {
       destroy(client);

@@ -2,12 +2,13 @@ import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Database } from '../db/database.js';
-import { isTransient } from '../db/errors.js';
+import { explainDbError, isTransient } from '../db/errors.js';
 import {
   ClosedError,
   InvalidArgumentError,
   LockTimeoutError,
   SessionChangedError,
+  UnavailableError,
 } from '../errors.js';
 import { advisoryKeyId, validateAdvisoryKey } from '../keys.js';
 import { Cancellation } from '../lease/cancellation.js';
@@ -26,6 +27,21 @@ import { settle } from './settle.js';
  */
 const FIRST_RETRY_MS = 4;
 const MAX_RETRY_MS = 50;
+/** The last failure of a wait's attempts, and whether the wait's last attempt was one. */
+interface Failures {
+  last: unknown;
+  lastAttemptFailed: boolean;
+  /** Some try got an answer from the database (granted or busy). */
+  answered?: boolean;
+}
+
+/**
+ * A wait that ends with no answer from the database is reported as `UnavailableError` only if
+ * the database had at least this long to answer; less, and the wait was spent in this
+ * process's own queue (contention), not on the server.
+ */
+const UNAVAILABLE_EVIDENCE_MS = 50;
+
 /** How long close() waits for a session that is still connecting. */
 const CLOSE_WAIT_FOR_OPENING_MS = 2_000;
 
@@ -69,9 +85,19 @@ export class SessionLockManager {
     this.#ensureOpen();
     const deadline = performance.now() + waitMs;
     const slot = await this.#takeSlot(display, id, waitMs, signal);
-    const lock = await this.#acquire(display, id, slot, waitMs === 0 ? null : deadline, signal);
-    if (!lock) throw new LockTimeoutError(String(display), waitMs);
-    return lock;
+    const failures: Failures = { last: undefined, lastAttemptFailed: false };
+    const lock = await this.#acquire(
+      display,
+      id,
+      slot,
+      waitMs === 0 ? null : deadline,
+      signal,
+      failures,
+    );
+    if (lock) return lock;
+    // An outage is never reported as contention: if the wait ended on a failed attempt, say so.
+    if (failures.lastAttemptFailed) throw explainDbError(failures.last, this.#options.schema);
+    throw new LockTimeoutError(String(display), waitMs, { cause: failures.last });
   }
 
   /** The lock if it is free now (in this process and on the server), else null. */
@@ -80,7 +106,10 @@ export class SessionLockManager {
     this.#ensureOpen();
     const slot = this.#slots.tryEnter(id.toString());
     if (!slot) return null;
-    return this.#acquire(display, id, slot, null, undefined);
+    return this.#acquire(display, id, slot, null, undefined, {
+      last: undefined,
+      lastAttemptFailed: false,
+    });
   }
 
   /** Runs `fn` holding the lock and releases it afterwards, whatever `fn` does. */
@@ -156,18 +185,38 @@ export class SessionLockManager {
     slot: KeySlot,
     deadline: number | null,
     signal: AbortSignal | undefined,
+    failures: Failures,
   ): Promise<SessionLock | null> {
     let slotPassedOn = false;
     let retryMs = FIRST_RETRY_MS;
+    const entered = performance.now();
     try {
       for (;;) {
         this.#ensureOpen();
         const opened = await settle(this.#session(id), deadline ?? Infinity, signal);
         if (opened.kind === 'aborted') throw signal!.reason;
-        if (opened.kind === 'timeout') return null;
+        if (
+          opened.kind === 'timeout' &&
+          (deadline ?? Infinity) - entered < UNAVAILABLE_EVIDENCE_MS
+        ) {
+          return null; // the wait had (almost) run out in this process's own queue already
+        }
+        if (opened.kind === 'timeout') {
+          failures.last = new UnavailableError(
+            'no advisory session could be opened before the wait ended',
+            { cause: failures.last },
+          );
+          failures.lastAttemptFailed = true;
+          return null;
+        }
         if (opened.kind === 'failed') {
+          failures.last = opened.error;
+          failures.lastAttemptFailed = true;
           // A server restarting refuses connections for a moment: a waiter keeps waiting.
-          if (deadline === null || !isTransient(opened.error)) throw opened.error;
+          if (deadline === null || !isTransient(opened.error)) {
+            throw explainDbError(opened.error, this.#options.schema);
+          }
+          this.#options.onError(opened.error);
           if (!(await this.#pause(retryMs, deadline, signal))) return null;
           retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
           continue;
@@ -175,6 +224,19 @@ export class SessionLockManager {
         const session = opened.value;
         const attempt = session.tryLock(id);
         const outcome = await settle(attempt, deadline ?? Infinity, signal);
+        if (
+          outcome.kind === 'timeout' &&
+          !failures.answered &&
+          (deadline ?? Infinity) - entered >= UNAVAILABLE_EVIDENCE_MS
+        ) {
+          // The wait ran out before the database answered a single try: an outage, not a key
+          // that is held.
+          failures.last = new UnavailableError(
+            'the database did not answer before the wait ended',
+            { cause: failures.last },
+          );
+          failures.lastAttemptFailed = true;
+        }
         if (outcome.kind === 'timeout' || outcome.kind === 'aborted') {
           // The try is on the wire and may yet be granted: give it back before this process
           // lets anyone else near the key, so no late grant is left behind on the session.
@@ -186,6 +248,9 @@ export class SessionLockManager {
           if (outcome.kind === 'aborted') throw signal!.reason;
           return null;
         }
+        failures.lastAttemptFailed = outcome.kind === 'failed';
+        if (outcome.kind === 'done') failures.answered = true;
+        if (outcome.kind === 'failed') failures.last = outcome.error;
         if (outcome.kind === 'done' && outcome.value && session.alive) {
           const lock = new SessionLock(display, id, () => this.#release(session, id, slot));
           session.held.set(id, { lock, slot });
@@ -199,7 +264,7 @@ export class SessionLockManager {
             deadline === null ||
             outcome.error instanceof SessionChangedError) // a pooler: retrying cannot help
         ) {
-          throw outcome.error;
+          throw explainDbError(outcome.error, this.#options.schema);
         }
         // Busy, or the session died under the try (so nothing was left on the server): wait
         // and try again, on a fresh session if need be.

@@ -1,4 +1,4 @@
-import { sqlState } from '../db/errors.js';
+import { explainDbError, sqlState } from '../db/errors.js';
 import {
   DeadlockError,
   InvalidArgumentError,
@@ -19,10 +19,30 @@ const SAVEPOINT = 'pgfence_xact_lock';
  * flattened into its parent, so `set_config` runs before the lock and the restore after it.
  * `lock_timeout` 0 means "no limit" to PostgreSQL, which is what `Infinity` asks for.
  */
-const WAIT_SQL = `SELECT set_config('lock_timeout', w.previous, true) AS restored
+const WAIT_SQL = `SELECT set_config('lock_timeout', w.previous, true) AS restored,
+       set_config('statement_timeout', current_setting('pgfence.statement_timeout'), true)
+         AS restored_statement_timeout
   FROM (SELECT s.previous, pg_advisory_xact_lock($1::int8) AS locked
           FROM (SELECT current_setting('lock_timeout') AS previous,
                        set_config('lock_timeout', $2, true) AS applied) AS s) AS w`;
+
+/**
+ * Opens the savepoint and, for a wait, lifts the statement_timeout of the caller's session
+ * (a role's `statement_timeout = 200ms` would otherwise cut a 2 s wait short) — stashing its
+ * value in a placeholder setting that WAIT_SQL puts back. A timeout has to be set before the
+ * statement it governs starts, hence a statement of its own; sent in one round trip with the
+ * savepoint (simple protocol, no parameters: the values are numbers formatted here). Settings
+ * made after the savepoint are undone by a rollback to it, so a failed wait restores them too.
+ */
+function openSql(statementTimeout: string | null): string {
+  if (statementTimeout === null) return `SAVEPOINT ${SAVEPOINT}`;
+  return `SAVEPOINT ${SAVEPOINT};
+    SELECT set_config('pgfence.statement_timeout', current_setting('statement_timeout'), true),
+           set_config('statement_timeout', '${statementTimeout}', true)`;
+}
+
+/** Room left between the lock wait and the statement bound, so lock_timeout fires first. */
+const STATEMENT_MARGIN_MS = 5_000;
 
 /** The largest `lock_timeout` PostgreSQL accepts, in milliseconds. */
 const INT4_MAX = 2 ** 31 - 1;
@@ -50,8 +70,19 @@ export async function xactLock(
   const waitMs = validateWait(lockOptions?.waitMs ?? options.waitMs);
   const run = runnerFor(trx);
 
+  // lock_timeout cannot exceed INT_MAX ms (~24.8 days): a longer finite wait is capped there
+  // rather than refused by the server. 0 means "no limit" to PostgreSQL.
+  const lockWaitMs = Math.min(INT4_MAX, Math.max(1, Math.ceil(waitMs)));
+  const lockTimeout = waitMs === Infinity ? '0' : `${lockWaitMs}ms`;
+  const statementTimeout =
+    waitMs === 0
+      ? null
+      : waitMs === Infinity
+        ? '0'
+        : `${Math.min(INT4_MAX, lockWaitMs + STATEMENT_MARGIN_MS)}ms`;
+
   try {
-    await run(`SAVEPOINT ${SAVEPOINT}`, []);
+    await run(openSql(statementTimeout), []);
   } catch (error) {
     if (sqlState(error) === '25P01') {
       throw new NotInTransactionError(
@@ -59,28 +90,34 @@ export async function xactLock(
           'Transaction): outside one, the lock would be released as soon as it was taken',
       );
     }
-    throw error;
+    throw explainDbError(error, options.schema);
   }
   try {
     if (waitMs === 0) {
       const rows = await run(TRY_SQL, [id.toString()]);
       if (rows[0]?.locked !== true) throw new LockTimeoutError(String(display), 0);
     } else {
-      // lock_timeout cannot exceed INT_MAX ms (~24.8 days): a longer finite wait is capped there
-      // rather than refused by the server.
-      const timeout =
-        waitMs === Infinity ? '0' : `${Math.min(INT4_MAX, Math.max(1, Math.ceil(waitMs)))}ms`;
-      await run(WAIT_SQL, [id.toString(), timeout]);
+      await run(WAIT_SQL, [id.toString(), lockTimeout]);
     }
   } catch (error) {
-    await run(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`, []);
-    await run(`RELEASE SAVEPOINT ${SAVEPOINT}`, []);
+    try {
+      await run(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`, []);
+      await run(`RELEASE SAVEPOINT ${SAVEPOINT}`, []);
+    } catch (rollbackError) {
+      // The connection itself failed: the caller's transaction is gone with it.
+      throw explainDbError(rollbackError, options.schema);
+    }
+    if (error instanceof LockTimeoutError) throw error;
     const code = sqlState(error);
     if (code === '55P03') throw new LockTimeoutError(String(display), waitMs, { cause: error });
     if (code === '40P01') throw new DeadlockError(String(display), { cause: error });
-    throw error;
+    throw explainDbError(error, options.schema);
   }
-  await run(`RELEASE SAVEPOINT ${SAVEPOINT}`, []);
+  try {
+    await run(`RELEASE SAVEPOINT ${SAVEPOINT}`, []);
+  } catch (error) {
+    throw explainDbError(error, options.schema);
+  }
 }
 
 interface PgLike {

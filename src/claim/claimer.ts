@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { explainDbError, sqlState } from '../db/errors.js';
-import { InvalidKeyError } from '../errors.js';
+import { DatabaseError, InvalidKeyError, LockError, NotMigratedError } from '../errors.js';
 import type { AcquiredLease } from '../lease/acquired.js';
 import type { LeaseManager } from '../lease/lease-manager.js';
 import type { ResolvedOptions } from '../options.js';
@@ -48,7 +48,7 @@ export class Claimer {
     const sentAt = performance.now();
     let rows: ClaimedRow[];
     try {
-      rows = (await this.#db.pool.query<ClaimedRow>(statement.text, statement.values)).rows;
+      rows = (await this.#db.query<ClaimedRow>(statement.text, statement.values)).rows;
     } catch (error) {
       throw explainClaimError(error, schema);
     }
@@ -71,16 +71,20 @@ export class Claimer {
  * own table: only a missing pgfence object means "not migrated". A bad key the caller's query
  * yielded becomes an `InvalidKeyError` (the statement rolled back: nothing was locked or taken).
  */
-function explainClaimError(error: unknown, schema: string): unknown {
-  const code = sqlState(error);
-  const message = error instanceof Error ? error.message : '';
+function explainClaimError(error: unknown, schema: string): LockError {
+  const raw = error instanceof LockError && error.cause !== undefined ? error.cause : error;
+  const code = sqlState(raw);
+  const message = raw instanceof Error ? raw.message : '';
   if (code === '22023' && message.startsWith('claim:')) {
-    const detail = (error as { detail?: unknown }).detail;
+    const detail = (raw as { detail?: unknown }).detail;
     return new InvalidKeyError(detail === 'NULL' ? null : detail, message);
   }
   const explained = explainDbError(error, schema);
   // PostgreSQL names our objects `"<schema>.leases"`, `<schema>.claim_leases(…)`, `"<schema>"`.
   const ours = new RegExp(`(^|[\\s"])${schema}[."]`, 'u');
-  if (explained !== error && !ours.test(message)) return error;
+  if (explained instanceof NotMigratedError && !ours.test(message)) {
+    // The caller's own table or function is missing: their query's error, not pgfence's schema.
+    return new DatabaseError(`the claim query failed: ${message}`, code, { cause: raw });
+  }
   return explained;
 }

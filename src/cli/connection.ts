@@ -1,9 +1,29 @@
 import pg from 'pg';
 import { bounded } from './bounded.js';
-import { createPgFence, type PgFence, type PgFenceOptions } from '../index.js';
+import { createPgFence, UnavailableError, type PgFence, type PgFenceOptions } from '../index.js';
 
 /** How long closing may take: a database that stopped answering must not keep the command alive. */
 const CLOSE_MS = 3_000;
+/** The connect bound of the CLI's pool, as the library's default. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** How long the start-up probe waits for the database's answer once connected. */
+const PROBE_STATEMENT_MS = 5_000;
+
+/**
+ * Checks that the database answers at all, within the connect bound: a command that would wait
+ * for a key for ever must not start by waiting for ever on a database it cannot reach.
+ */
+export async function assertReachable(open: OpenFence): Promise<void> {
+  try {
+    await open.pool.query({
+      text: 'SELECT 1',
+      query_timeout: PROBE_STATEMENT_MS,
+    } as pg.QueryConfig);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UnavailableError(`cannot reach the database: ${message}`, { cause: error });
+  }
+}
 
 /** Options every database command accepts. */
 export interface ConnectionFlags {
@@ -50,6 +70,9 @@ export function openFence(
     ...config,
     max: poolSize ?? 4,
     application_name: options.applicationName ?? 'pgfence-cli',
+    // The same bounds pgfence gives its own pools: a dead host is an exit 69, not a hang.
+    connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    keepAlive: true,
   });
   // A pooled connection that dies while idle must not crash the command; the next query reports it.
   pool.on('error', () => {});

@@ -1,4 +1,12 @@
-import { InvalidArgumentError, InvalidKeyError, NotMigratedError } from '../index.js';
+import {
+  DatabaseError,
+  InvalidArgumentError,
+  InvalidKeyError,
+  LockError,
+  NotMigratedError,
+  ReadOnlyError,
+  UnavailableError,
+} from '../index.js';
 import { EXIT } from './exit-codes.js';
 
 /** An error the CLI reports as one line and a chosen exit code. */
@@ -28,10 +36,19 @@ export function describeFailure(error: unknown): { exitCode: number; message: st
   if (error instanceof InvalidArgumentError || error instanceof InvalidKeyError) {
     return { exitCode: EXIT.USAGE, message: error.message };
   }
-  if (error instanceof NotMigratedError) {
+  if (
+    error instanceof NotMigratedError ||
+    error instanceof UnavailableError ||
+    error instanceof ReadOnlyError
+  ) {
     return { exitCode: EXIT.UNAVAILABLE, message: error.message };
   }
-  const code = (error as { code?: unknown } | null)?.code;
+  const code =
+    error instanceof DatabaseError
+      ? error.sqlState
+      : error instanceof LockError
+        ? undefined
+        : (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
   if (
     (typeof code === 'string' &&

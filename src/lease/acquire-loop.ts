@@ -1,5 +1,5 @@
 import { isTransient } from '../db/errors.js';
-import { LockTimeoutError } from '../errors.js';
+import { LockTimeoutError, UnavailableError } from '../errors.js';
 import type { Cancellation } from './cancellation.js';
 import type { AcquireOutcome } from './lease-sql.js';
 import type { AcquireRequest, LeaseStore } from './lease-store.js';
@@ -14,6 +14,8 @@ export interface AcquireLoopDeps {
   pollIntervalMs: number;
   /** Gives back a term that was granted after its caller stopped waiting. */
   discard(outcome: Acquired): void;
+  /** Told of each transient failure the wait outlives (to report an outage while waiting). */
+  onRetry(error: unknown): void;
 }
 
 /** The pause before trying again a key whose expired row was busy. */
@@ -42,6 +44,11 @@ export async function acquireWithWait(
 ): Promise<Acquired> {
   const started = performance.now();
   let transientFailures = 0;
+  /** The last transient failure, given as the cause of a timeout that follows it. */
+  let lastFailure: unknown;
+  let answered = false;
+  /** Kept after a later answer, for the cause of a LockTimeoutError. */
+  let lastTransient: unknown;
   const subscription = deps.listener.subscribe(request.key);
   try {
     for (;;) {
@@ -53,12 +60,23 @@ export async function acquireWithWait(
         // With waitMs 0 the single attempt is the whole wait: let it finish.
         outcome = request.waitMs === 0 ? await attempt : await cancel.race(attempt);
         transientFailures = 0;
+        answered = true;
+        lastFailure = undefined;
       } catch (error) {
         if (cancel.cancelled) {
           attempt.then(
             (late) => late.acquired && deps.discard(late),
             () => {},
           );
+          // The wait ran out while the database had not answered since its last failure (or at
+          // all): nobody can tell whether the key is held, so this is no timeout.
+          if (error instanceof LockTimeoutError && (lastFailure !== undefined || !answered)) {
+            throw new UnavailableError(
+              `the database did not answer in time: no answer for "${request.key}" within ` +
+                `${request.waitMs} ms`,
+              { cause: lastFailure },
+            );
+          }
           throw error;
         }
         // A waiter outlives a database restart or a dropped connection: the wait goes on
@@ -66,9 +84,14 @@ export async function acquireWithWait(
         // this way took nothing (its transaction did not commit).
         const pauseMs =
           TRANSIENT_RETRY_MS[Math.min(transientFailures, TRANSIENT_RETRY_MS.length - 1)]!;
+        // A wait that ends on a failed attempt reports the failure (an UnavailableError for an
+        // outage), never a timeout that would read as "the key is held".
         if (!isTransient(error) || performance.now() - started + pauseMs >= request.waitMs) {
           throw error;
         }
+        lastFailure = error;
+        lastTransient = error;
+        deps.onRetry(error);
         transientFailures += 1;
         await cancel.sleep(jittered(pauseMs));
         continue;
@@ -81,7 +104,7 @@ export async function acquireWithWait(
         return outcome;
       }
       if (performance.now() - started >= request.waitMs) {
-        throw new LockTimeoutError(request.key, request.waitMs);
+        throw new LockTimeoutError(request.key, request.waitMs, { cause: lastTransient });
       }
       if (!listening) {
         // The release may have come before we were listening: listen, then look once more.

@@ -11,12 +11,15 @@ export interface LeaseHandleHost {
   readonly renewFraction: number;
   /** Margin for a TTL: how long before the database's expiry the holder stops trusting it. */
   marginFor(ttlMs: number): number;
-  /** Renews one term now; the new expiry, or null if the term is gone. */
+  /**
+   * Renews one term, retrying until `deadline` (performance.now()); the new expiry, or null
+   * if the term is gone. Rejects when no attempt answered before the deadline.
+   */
   renewOne(
     key: string,
     token: bigint,
     ttlMs: number,
-    timeoutMs: number,
+    deadline: number,
   ): Promise<{ sentAt: number; expiresAt: Date } | null>;
   release(key: string, token: bigint): Promise<boolean>;
   /** Errors of background or best-effort work. */
@@ -131,8 +134,7 @@ export class LeaseHandle implements Lease {
     let renewed: { sentAt: number; expiresAt: Date } | null;
     try {
       // No answer by the deadline means lost anyway: waiting longer would help nobody.
-      const timeoutMs = Math.max(1, this.#deadline - performance.now());
-      renewed = await this.#host.renewOne(this.key, this.token, ttl, timeoutMs);
+      renewed = await this.#host.renewOne(this.key, this.token, ttl, this.#deadline);
     } catch (error) {
       this.#assertHeld();
       throw error;

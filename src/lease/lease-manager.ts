@@ -13,6 +13,7 @@ import type { AcquireOutcome } from './lease-sql.js';
 import { LeaseStore } from './lease-store.js';
 import { ReleaseListener } from './release-listener.js';
 import { Renewer } from './renewer.js';
+import { renewUntil } from './renew-attempts.js';
 
 /** How long close() gives the statement that releases every held lease. */
 const CLOSE_RELEASE_TIMEOUT_MS = 5_000;
@@ -50,8 +51,15 @@ export class LeaseManager {
       owner: options.owner,
       renewFraction: options.renewFraction,
       marginFor: (ttlMs) => marginFor(options, ttlMs),
-      renewOne: async (key, token, ttlMs, timeoutMs) => {
-        const result = await store.renew([{ key, token, ttlMs }], timeoutMs);
+      renewOne: async (key, token, ttlMs, deadline) => {
+        let failure: unknown;
+        const result = await renewUntil(store, [{ key, token, ttlMs }], deadline, {
+          ttlMs,
+          skipLocked: false,
+          onError: (error) => (failure = error),
+        });
+        // No answer by the deadline: the term is lost either way; say why it could not be kept.
+        if (result === null) throw failure ?? new Error('no renewal answer before the deadline');
         const expiresAt = [...result.expiresAt.values()][0];
         return expiresAt ? { sentAt: result.sentAt, expiresAt } : null;
       },
@@ -168,6 +176,7 @@ export class LeaseManager {
             listener: this.#listener,
             pollIntervalMs: this.#options.pollIntervalMs,
             discard: (late) => this.#giveBack(late.lease.key, late.lease.token),
+            onRetry: this.#options.onError,
           },
           request,
           cancel,

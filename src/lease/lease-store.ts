@@ -14,7 +14,6 @@ import {
   type ReleaseRow,
   type RenewRow,
 } from './lease-sql.js';
-import { timedQuery } from './timed-query.js';
 
 /** One key to acquire. @internal */
 export interface AcquireRequest {
@@ -38,16 +37,6 @@ export interface RenewResult {
  */
 const MAX_ACQUIRE_BATCH = 256;
 const MAX_RELEASE_BATCH = 1_000;
-/**
- * An acquire that gets no answer in this time fails rather than pinning a connection for ever
- * (a stalled network); a grant that lands later is a row nobody holds, which expires by its TTL.
- */
-const ACQUIRE_TIMEOUT_MS = 60_000;
-/**
- * A release that gets no answer in this time fails (the lease then runs out its TTL): a
- * stalled network must not hang release() or close() for ever.
- */
-const RELEASE_TIMEOUT_MS = 10_000;
 /** Batches running at once: enough to use a few pool connections, few enough to batch under load. */
 const MAX_IN_FLIGHT = 4;
 
@@ -83,16 +72,14 @@ export class LeaseStore {
 
   /** Deletes one term of a key; true if it was there. */
   async release(key: string, token: bigint): Promise<boolean> {
-    const started = performance.now();
     const answer = await this.#releaser.submit({ key, token });
     if (answer !== 'busy') return answer;
     // Its row is locked by someone else (a guarded write in progress): the shared statement
-    // skipped it, and this caller alone waits for it, in a statement of its own.
-    const alone = await timedQuery(
-      this.#db,
+    // skipped it, and this caller alone waits for it, in a statement of its own (bounded like
+    // every statement: a write that never commits costs the lease its TTL, not a hang).
+    const alone = await this.#db.query(
       releaseSql(this.#db.schema),
       releaseParams([{ key, token }], false),
-      Math.max(1, RELEASE_TIMEOUT_MS - (performance.now() - started)),
     );
     return (alone.rowCount ?? 0) > 0;
   }
@@ -103,11 +90,10 @@ export class LeaseStore {
    */
   async releaseAll(terms: { key: string; token: bigint }[], timeoutMs: number): Promise<number> {
     if (terms.length === 0) return 0;
-    const result = await timedQuery<ReleaseRow>(
-      this.#db,
+    const result = await this.#db.query<ReleaseRow>(
       releaseSql(this.#db.schema),
       releaseParams(terms, true),
-      timeoutMs,
+      { timeoutMs },
     );
     return result.rows.filter((row) => !row.busy).length;
   }
@@ -115,19 +101,20 @@ export class LeaseStore {
   /**
    * Renews terms in one statement, each scoped to (key, token, unexpired). With `skipLocked`,
    * a term whose row someone else has locked is reported busy instead of waited for, so that
-   * one lease's wait never holds up the others sharing the statement.
+   * one lease's wait never holds up the others sharing the statement. With `fresh`, the
+   * statement runs on a new connection of its own (a retry after a failure that may have come
+   * from a dead pooled connection).
    */
   async renew(
     terms: readonly { key: string; token: bigint; ttlMs: number }[],
     timeoutMs: number,
-    skipLocked = false,
+    options: { skipLocked?: boolean; fresh?: boolean } = {},
   ): Promise<RenewResult> {
     const sentAt = performance.now();
-    const result = await timedQuery<RenewRow>(
-      this.#db,
+    const result = await this.#db.query<RenewRow>(
       renewSql(this.#db.schema),
-      renewParams(terms, skipLocked),
-      timeoutMs,
+      renewParams(terms, options.skipLocked ?? false),
+      { timeoutMs, fresh: options.fresh ?? false },
     );
     const expiresAt = new Map<string, Date>();
     const busy = new Set<string>();
@@ -182,11 +169,11 @@ export class LeaseStore {
 
   async #acquireDistinct(requests: AcquireRequest[]): Promise<AcquireOutcome[]> {
     const sentAt = performance.now();
-    const result = await timedQuery<Parameters<typeof parseAcquireRow>[0]>(
-      this.#db,
+    // Bounded like every statement: a grant that lands after the caller gave up is a row
+    // nobody holds, which expires by its TTL.
+    const result = await this.#db.query<Parameters<typeof parseAcquireRow>[0]>(
       acquireSql(this.#db.schema),
       acquireParams(this.#owner, requests),
-      ACQUIRE_TIMEOUT_MS,
     );
     const byKey = new Map(result.rows.map((row) => [row.key, row]));
     return requests.map((r) => {
@@ -199,11 +186,9 @@ export class LeaseStore {
   async #releaseBatch(
     batch: { key: string; token: bigint }[],
   ): Promise<PromiseSettledResult<boolean | 'busy'>[]> {
-    const result = await timedQuery<ReleaseRow>(
-      this.#db,
+    const result = await this.#db.query<ReleaseRow>(
       releaseSql(this.#db.schema),
       releaseParams(batch, true),
-      RELEASE_TIMEOUT_MS,
     );
     const answers = new Map<string, boolean | 'busy'>();
     for (const row of result.rows)

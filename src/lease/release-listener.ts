@@ -139,7 +139,10 @@ export class ReleaseListener {
           this.#wake(message.payload);
         }
       });
-      await client.query(`LISTEN "${releasedChannel(this.#db.schema)}"`);
+      await client.query({
+        text: `LISTEN "${releasedChannel(this.#db.schema)}"`,
+        query_timeout: this.#db.statementTimeoutMs,
+      } as pg.QueryConfig);
       if (this.#closed) {
         await client.end().catch(() => {});
         return;

@@ -2,6 +2,7 @@ import { termId } from './lease-sql.js';
 import type { LeaseHandle } from './lease-handle.js';
 import type { LeaseStore } from './lease-store.js';
 import { MAX_TIMER_MS } from './long-timer.js';
+import { renewUntil } from './renew-attempts.js';
 
 const MIN_RETRY_MS = 50;
 const MAX_RETRY_MS = 1_000;
@@ -9,8 +10,8 @@ const MAX_RETRY_MS = 1_000;
 /**
  * Auto-renewal for every lease of one PgFence: each tick sends one `renew_leases` statement for
  * all leases that are due (or nearly due, so they fall into step and later ticks stay large).
- * A failed renewal is retried, jittered, until the lease's local deadline, which the handle
- * enforces on its own; a statement never runs past the earliest deadline of its batch.
+ * A failed renewal is retried on fresh connections until the earliest local deadline of its
+ * batch (see renew-attempts.ts); each handle enforces its own deadline whatever happens here.
  * @internal
  */
 export class Renewer {
@@ -84,12 +85,25 @@ export class Renewer {
   async #renew(batch: LeaseHandle[]): Promise<void> {
     for (const lease of batch) lease.renewAt = Infinity;
     let earliestDeadline = Infinity;
-    for (const lease of batch) earliestDeadline = Math.min(earliestDeadline, lease.deadline);
-    const timeoutMs = Math.max(MIN_RETRY_MS, earliestDeadline - performance.now());
+    let shortestTtl = Infinity;
+    for (const lease of batch) {
+      earliestDeadline = Math.min(earliestDeadline, lease.deadline);
+      shortestTtl = Math.min(shortestTtl, lease.ttlMs);
+    }
     const terms = batch.map((l) => ({ key: l.key, token: l.token, ttlMs: l.ttlMs }));
-    try {
-      const result = await this.#store.renew(terms, timeoutMs, true);
-      const now = performance.now();
+    // Retried on fresh connections until the earliest deadline of the batch: past it, that
+    // lease is lost anyway (its handle says so on its own), and the others are due again.
+    const result = await renewUntil(this.#store, terms, earliestDeadline, {
+      ttlMs: shortestTtl,
+      skipLocked: true,
+      onError: this.#onError,
+    });
+    const now = performance.now();
+    if (result === null) {
+      for (const lease of batch) {
+        if (lease.held) lease.renewAt = now + this.#retryDelay(lease);
+      }
+    } else {
       batch.forEach((lease, i) => {
         const term = termId(lease.key, lease.token);
         const expiresAt = result.expiresAt.get(term);
@@ -101,13 +115,6 @@ export class Renewer {
           lease.lose('a renewal found it gone (it expired or was taken over)', { rowGone: true });
         }
       });
-    } catch (error) {
-      this.#onError(error);
-      const now = performance.now();
-      for (const lease of batch) {
-        if (!lease.held) continue;
-        lease.renewAt = now + this.#retryDelay(lease);
-      }
     }
     if (this.#stopped) return;
     for (const lease of batch) {

@@ -1,7 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type pg from 'pg';
-import type { Database } from '../db/database.js';
-import { explainDbError } from '../db/errors.js';
+import type { BoundedClient, Database } from '../db/database.js';
 import { qualified } from '../db/identifiers.js';
 import { InvalidArgumentError } from '../errors.js';
 import { validateWholeNumber } from '../options.js';
@@ -55,7 +53,7 @@ WHERE l.key = ANY (ARRAY(
  * returns how many rows it deleted. @internal
  */
 export async function reapBatch(
-  client: pg.ClientBase,
+  client: BoundedClient,
   schema: string,
   batchSize: number,
 ): Promise<number> {
@@ -69,7 +67,7 @@ export async function reapBatch(
     return result.rowCount ?? 0;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
-    throw explainDbError(error, schema);
+    throw error;
   }
 }
 
@@ -78,7 +76,7 @@ export async function reapBatch(
  * batches) and returns the total. @internal
  */
 export async function reapOn(
-  client: pg.ClientBase,
+  client: BoundedClient,
   schema: string,
   batchSize: number,
   signal?: AbortSignal,
@@ -99,39 +97,8 @@ export async function reapOn(
 /** The longest rest between two batches. */
 const MAX_PAUSE_MS = 250;
 
-/**
- * Runs `fn` on a client checked out of a pool, then hands the client back — or destroys it if
- * `fn` failed: it may be mid-transaction, dead, or still hold a session advisory lock.
- * @internal
- */
-export async function usePooledClient<T>(
-  client: pg.PoolClient,
-  fn: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
-  // A checked-out client whose connection dies also emits 'error'; the query in flight fails
-  // with it anyway, and an unheard 'error' event would take the process down.
-  const ignoreClientError = (): void => {};
-  client.on('error', ignoreClientError);
-  let broken: Error | undefined;
-  try {
-    return await fn(client);
-  } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    client.removeListener('error', ignoreClientError);
-    client.release(broken);
-  }
-}
-
 /** One reaper pass: deletes expired leases in batches until a short batch; returns rows deleted. @internal */
 export async function reap(db: Database, options?: ReapOptions): Promise<number> {
   const batchSize = validateReapOptions(options);
-  let client: pg.PoolClient;
-  try {
-    client = await db.pool.connect();
-  } catch (error) {
-    throw explainDbError(error, db.schema);
-  }
-  return usePooledClient(client, (c) => reapOn(c, db.schema, batchSize));
+  return db.withClient((client) => reapOn(client, db.schema, batchSize));
 }

@@ -16,7 +16,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { advisoryKeyId } from '../keys.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ReapPass, Reaper, ReaperOptions } from '../types.js';
-import { reapOn, usePooledClient, validateReapOptions } from './reap.js';
+import { reapOn, validateReapOptions } from './reap.js';
 
 export const DEFAULT_REAPER_INTERVAL_MS = 60_000;
 export const MIN_REAPER_INTERVAL_MS = 10;
@@ -119,7 +119,7 @@ export class ReaperLoop implements Reaper {
   async #pass(): Promise<void> {
     try {
       // If the pass throws, its connection is destroyed, and the lock goes with it.
-      await usePooledClient(await this.#db.pool.connect(), async (client) => {
+      await this.#db.withClient(async (client) => {
         const { rows } = await client.query<{ leader: boolean }>(
           'SELECT pg_try_advisory_lock($1::bigint) AS leader',
           [this.#lockId],

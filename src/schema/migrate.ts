@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import type { Database } from '../db/database.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /** What `fence.migrate()` accepts. */
@@ -27,7 +28,7 @@ export const MIGRATIONS_TABLE = 'pgfence_migrations';
  * @internal
  */
 export async function runMigrations(
-  pool: pg.Pool,
+  db: Database,
   schema: string,
   options: MigrateOptions = {},
 ): Promise<MigrationRun[]> {
@@ -40,17 +41,18 @@ export async function runMigrations(
     throw new InvalidArgumentError(`"count" must be a whole number above 0 or Infinity`);
   }
   const { runner } = await import('node-pg-migrate');
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  // A checked-out client whose connection dies emits 'error'; unheard, that would crash the
-  // process. The failing query rejects with the same error, which is what the caller sees.
-  const onClientError = (error: Error): void => {
-    broken = error;
-  };
-  client.on('error', onClientError);
-  try {
+  // Every statement the runner sends goes through the bounded client: a server that stops
+  // answering fails the migration instead of hanging it. If the migration fails, the client is
+  // destroyed: it may still hold the migration lock or be mid-transaction.
+  return db.withClient(async (client) => {
+    const bounded = {
+      query: (query: string | { text: string; values?: unknown[] }, values?: unknown[]) =>
+        typeof query === 'string'
+          ? client.query(query, values)
+          : client.query(query.text, query.values ?? values),
+    };
     const ran = await runner({
-      dbClient: client,
+      dbClient: bounded as unknown as pg.ClientBase,
       dir: migrationsDir(),
       direction,
       count,
@@ -64,18 +66,10 @@ export async function runMigrations(
       lockValue: migrationLockId(schema),
       logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
     });
-    // The runner left search_path pointing at our schema; the client goes back to the caller's pool.
+    // The runner left search_path pointing at our schema; the client goes back to the pool.
     await client.query('RESET search_path');
     return ran.map((m) => ({ name: m.name }));
-  } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    // A client whose migration failed may still hold the migration lock or be mid-transaction:
-    // destroy it rather than hand it back.
-    client.off('error', onClientError);
-    client.release(broken);
-  }
+  });
 }
 
 /** A 48-bit session advisory lock id per schema, so installs in different schemas never queue. */

@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   InvalidKeyError,
   NotMigratedError,
+  DatabaseError,
   type ClaimOptions,
   type Lease,
 } from '../../src/index.js';
@@ -327,17 +328,19 @@ describe('claim', () => {
       .claim({ from: sql`SELECT 'x' AS key FROM no_such_table`, limit: 1 })
       .catch((e: unknown) => e);
     expect(missingTable).not.toBeInstanceOf(NotMigratedError);
-    expect((missingTable as { code?: string }).code).toBe('42P01');
+    expect(missingTable).toBeInstanceOf(DatabaseError);
+    expect((missingTable as DatabaseError).sqlState).toBe('42P01');
+    expect((missingTable as DatabaseError).cause).toMatchObject({ code: '42P01' });
     // Even when the caller's table name starts with the pgfence schema's name.
     const lookalike = await t.fence
       .claim({ from: { sql: `SELECT 'x' AS key FROM ${t.schema}_jobs`, parameters: [] }, limit: 1 })
       .catch((e: unknown) => e);
     expect(lookalike).not.toBeInstanceOf(NotMigratedError);
-    expect((lookalike as { code?: string }).code).toBe('42P01');
+    expect((lookalike as DatabaseError).sqlState).toBe('42P01');
     const noKey = await t.fence
       .claim({ from: sql`SELECT id FROM ${sql.table(`${t.schema}.jobs`)}`, limit: 1 })
       .catch((e: unknown) => e);
-    expect((noKey as { code?: string }).code).toBe('42703');
+    expect((noKey as DatabaseError).sqlState).toBe('42703');
 
     const unmigrated = createPgFence({
       connectionString: testUrl(),
@@ -426,18 +429,28 @@ describe('claim on a pool the caller shares', () => {
     try {
       await t.pool.query(`CREATE TABLE "${t.schema}".jobs (id int PRIMARY KEY)`);
       await t.pool.query(`INSERT INTO "${t.schema}".jobs SELECT generate_series(1, 3)`);
+      // Every statement pgfence sends on the caller's pool, whichever way it checks clients out.
       const seen: string[] = [];
-      const original = t.pool.query.bind(t.pool);
-      (t.pool as { query: unknown }).query = (text: unknown, ...rest: unknown[]) => {
-        if (typeof text === 'string') seen.push(text);
-        return (original as (...a: unknown[]) => unknown)(text, ...rest);
+      let recording = true;
+      const wrapped = new WeakSet<object>();
+      const record = (client: { query: (...a: unknown[]) => unknown }): void => {
+        if (wrapped.has(client)) return;
+        wrapped.add(client);
+        const original = client.query.bind(client);
+        client.query = (text: unknown, ...rest: unknown[]) => {
+          const statement = typeof text === 'string' ? text : (text as { text?: string })?.text;
+          if (recording && typeof statement === 'string') seen.push(statement);
+          return original(text, ...rest);
+        };
       };
+      t.pool.on('acquire', record as never);
       const leases = await t.fence.claim({
         from: sql`SELECT 'job:' || id AS key FROM ${sql.table(`${t.schema}.jobs`)}`,
         limit: 2,
         ttlMs: 60_000,
       });
-      (t.pool as { query: unknown }).query = original;
+      recording = false;
+      t.pool.off('acquire', record as never);
       expect(leases.length).toBe(2);
       const claims = seen.filter((s) => s.includes('claim_leases'));
       expect(claims.length).toBe(1);

@@ -1,7 +1,8 @@
 // A TCP proxy between a client and PostgreSQL that a fault test can make misbehave:
 // `stall()` keeps every socket open but forwards nothing (a network that stops answering:
 // no reply, no error), `cut()` destroys every connection (a reset), `resume()` forwards again
-// for connections made from then on.
+// for connections made from then on. `silenceExisting()` stalls only the connections open now,
+// while new ones work: a pool's old connections gone silent after a failover or a network fault.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface TcpProxy {
@@ -10,6 +11,8 @@ export interface TcpProxy {
   urlFor(url: string): string;
   stall(): void;
   resume(): void;
+  /** Stalls the connections open now, for good; connections made later forward as usual. */
+  silenceExisting(): void;
   cut(): void;
   close(): Promise<void>;
   /** Connections accepted so far. */
@@ -18,6 +21,7 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
+  const silenced = new WeakSet<Socket>();
   let stalled = false;
   let accepted = 0;
   const server: Server = createServer((downstream) => {
@@ -32,10 +36,10 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     };
     // While stalled, bytes are swallowed: the peer sees silence, not an error.
     downstream.on('data', (chunk) => {
-      if (!stalled) upstream.write(chunk);
+      if (!stalled && !silenced.has(downstream)) upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
-      if (!stalled) downstream.write(chunk);
+      if (!stalled && !silenced.has(downstream)) downstream.write(chunk);
     });
     downstream.on('error', end);
     upstream.on('error', end);
@@ -71,6 +75,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     resume() {
       stalled = false;
+    },
+    silenceExisting() {
+      for (const [downstream] of pairs) silenced.add(downstream);
     },
     cut,
     async close() {

@@ -70,6 +70,7 @@ export function registerRelease(program: Command, done: (code: number) => void):
       await client.query('ROLLBACK').catch(() => {
         broken = true;
       });
+      if (error instanceof CliError) throw error;
       // No leases table in that schema: say what to run, as the library's own calls do.
       throw explainDbError(error, open.fence.schema);
     } finally {

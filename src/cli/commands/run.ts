@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { constants, hostname } from 'node:os';
 import { LockTimeoutError, type AdvisoryLock, type Lease } from '../../index.js';
-import { openFence, type ConnectionFlags, type OpenFence } from '../connection.js';
+import { assertReachable, openFence, type ConnectionFlags, type OpenFence } from '../connection.js';
 import { parseDuration } from '../duration.js';
 import { bounded } from '../bounded.js';
 import { CliError, UsageError } from '../errors.js';
@@ -70,8 +70,11 @@ ${CANNOT_START} the command could not be started; ${EXIT.UNAVAILABLE} no databas
     const [file, ...args] = command;
     if (!file) throw new UsageError('run needs a command after the key');
 
-    const open = openFence(flags, { poolSize: 2 });
+    const open = openFence(flags, { poolSize: 2, onError: reportWhileWaiting() });
     try {
+      // A database out of reach at start is exit 69 within the connect bound, whatever --wait
+      // says; once it answered, a loss while waiting is retried until --wait and reported.
+      await assertReachable(open);
       const held = await acquire(open, key, { ttlMs, waitMs, advisory: flags.advisory === true });
       if (held === null) {
         throw new CliError(`"${key}" is held elsewhere`, EXIT.NOT_ACQUIRED);
@@ -81,6 +84,21 @@ ${CANNOT_START} the command could not be started; ${EXIT.UNAVAILABLE} no databas
       await open.close();
     }
   });
+}
+
+/** How often the same kind of trouble is reported while waiting. */
+const REPORT_EVERY_MS = 5_000;
+
+/** Reports database trouble on stderr (at most every few seconds) while the command waits or runs. */
+function reportWhileWaiting(): (error: unknown) => void {
+  let last = -Infinity;
+  return (error) => {
+    const now = performance.now();
+    if (now - last < REPORT_EVERY_MS) return;
+    last = now;
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`pgfence: database trouble, retrying: ${message}\n`);
+  };
 }
 
 type Held = { kind: 'lease'; handle: Lease } | { kind: 'advisory'; handle: AdvisoryLock };

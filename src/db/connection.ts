@@ -1,0 +1,34 @@
+import type pg from 'pg';
+
+/**
+ * Drops a client's socket at once. A stalled network never answers a polite goodbye
+ * (`end()` waits for the server), and a socket left open keeps the process alive.
+ * @internal
+ */
+export function destroyConnection(client: pg.ClientBase): void {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
+    ?.stream;
+  stream?.destroy();
+}
+
+interface PoolInternals {
+  _idle?: { client: pg.PoolClient }[];
+  _clients?: pg.PoolClient[];
+  _remove?: (client: pg.PoolClient) => void;
+}
+
+/**
+ * Removes the idle clients of a pool pgfence owns (all of its clients with `all`), their sockets
+ * dropped. pg.Pool has no public way to do this; the internals are checked before use, and
+ * without them this does nothing (the pool then finds its dead clients one failure at a time).
+ * @internal
+ */
+export function evictIdleClients(pool: pg.Pool, all: boolean): void {
+  const internals = pool as unknown as PoolInternals;
+  const victims = all ? internals._clients : internals._idle?.map((item) => item.client);
+  if (!Array.isArray(victims)) return;
+  for (const client of [...victims]) {
+    destroyConnection(client);
+    if (!all && typeof internals._remove === 'function') internals._remove.call(pool, client);
+  }
+}
