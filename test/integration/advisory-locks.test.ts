@@ -134,11 +134,13 @@ describe('session advisory locks', () => {
     await (await fence.lock('timeout')).release();
     const theirs = await other.lock('timeout');
     const start = performance.now();
-    const error = await fence.lock('timeout', { waitMs: 300 }).catch((e: unknown) => e);
+    // Long enough for the database to answer a try even on a loaded machine: a wait in which
+    // it never answered would be an UnavailableError.
+    const error = await fence.lock('timeout', { waitMs: 1_000 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockTimeoutError);
     expect((error as LockTimeoutError).code).toBe('LOCK_TIMEOUT');
-    expect((error as LockTimeoutError).waitMs).toBe(300);
-    expect(performance.now() - start).toBeGreaterThanOrEqual(290);
+    expect((error as LockTimeoutError).waitMs).toBe(1_000);
+    expect(performance.now() - start).toBeGreaterThanOrEqual(990);
     const once = await fence.lock('timeout', { waitMs: 0 }).catch((e: unknown) => e);
     expect(once).toBeInstanceOf(LockTimeoutError);
     await theirs.release();
