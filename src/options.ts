@@ -286,7 +286,7 @@ function boundMs(name: string, value: unknown): number {
  * libpq's `connect_timeout` (whole seconds) from a URL-style connection string: `pg` parses it
  * but never applies it, so a user's `?connect_timeout=2` would otherwise be ignored.
  */
-function connectTimeoutFromUrl(connectionString: string | undefined): number | undefined {
+export function connectTimeoutFromUrl(connectionString: string | undefined): number | undefined {
   if (connectionString === undefined || !/^postgres(ql)?:\/\//.test(connectionString))
     return undefined;
   let raw: string | null;

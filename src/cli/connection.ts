@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { connectTimeoutFromUrl } from '../options.js';
 import { bounded } from './bounded.js';
 import { createPgFence, UnavailableError, type PgFence, type PgFenceOptions } from '../index.js';
 
@@ -71,7 +72,10 @@ export function openFence(
     max: poolSize ?? 4,
     application_name: options.applicationName ?? 'pgfence-cli',
     // The same bounds pgfence gives its own pools: a dead host is an exit 69, not a hang.
-    connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    connectionTimeoutMillis:
+      options.connectTimeoutMs ??
+      connectTimeoutFromUrl(config.connectionString) ??
+      DEFAULT_CONNECT_TIMEOUT_MS,
     keepAlive: true,
   });
   // A pooled connection that dies while idle must not crash the command; the next query reports it.

@@ -28,7 +28,8 @@ export class UsageError extends CliError {
 
 /** SQLSTATE classes and socket errors that mean "no usable database here". */
 const UNAVAILABLE_STATES = /^(08|28|3D|53|57P0)/;
-const UNAVAILABLE_SOCKET = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH/;
+const UNAVAILABLE_SOCKET =
+  /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|Connection terminated|connection timeout|timeout exceeded/;
 
 /** The exit code and the one-line message for an error that ended a command. */
 export function describeFailure(error: unknown): { exitCode: number; message: string } {
