@@ -58,7 +58,7 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
         IF NOT FOUND THEN
           -- Free. The token is drawn now, under the key's serialisation lock.
           INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
-          VALUES (v_key, p_owner, nextval('"pgfence".fence_tokens'), v_now,
+          VALUES (v_key, p_owner, "pgfence".next_token(), v_now,
                   v_now + p_ttl_ms[1] * interval '1 millisecond', p_metadata[1])
           ON CONFLICT ON CONSTRAINT leases_pkey DO NOTHING
           RETURNING l.token, l.acquired_at, l.expires_at INTO token, acquired_at, expires_at;
@@ -81,7 +81,7 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
           RETURN;
         END IF;
         UPDATE "pgfence".leases AS l
-        SET owner = p_owner, token = nextval('"pgfence".fence_tokens'), acquired_at = v_now,
+        SET owner = p_owner, token = "pgfence".next_token(), acquired_at = v_now,
             expires_at = v_now + p_ttl_ms[1] * interval '1 millisecond', metadata = p_metadata[1]
         WHERE l.key = v_key AND l.expires_at <= v_now
         RETURNING l.token, l.acquired_at, l.expires_at INTO token, acquired_at, expires_at;
@@ -125,7 +125,7 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
       ),
       taken AS (
         INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
-        SELECT f.k, p_owner, nextval('"pgfence".fence_tokens'), v_now,
+        SELECT f.k, p_owner, "pgfence".next_token(), v_now,
                v_now + f.ttl * interval '1 millisecond', f.md
         FROM free f
         ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE
@@ -176,7 +176,7 @@ CREATE FUNCTION pgfence.claim_leases(p_keys text[], p_owner text, p_ttl_ms doubl
           v_now := clock_timestamp();
           CONTINUE WHEN v_expires > v_now;
           UPDATE "pgfence".leases AS l
-          SET owner = p_owner, token = nextval('"pgfence".fence_tokens'), acquired_at = v_now,
+          SET owner = p_owner, token = "pgfence".next_token(), acquired_at = v_now,
               expires_at = v_now + p_ttl_ms * interval '1 millisecond', metadata = NULL
           WHERE l.key = v_key
           RETURNING l.key, l.token, l.acquired_at, l.expires_at
@@ -187,7 +187,7 @@ CREATE FUNCTION pgfence.claim_leases(p_keys text[], p_owner text, p_ttl_ms doubl
           CONTINUE WHEN FOUND;
           v_now := clock_timestamp();
           INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
-          VALUES (v_key, p_owner, nextval('"pgfence".fence_tokens'), v_now,
+          VALUES (v_key, p_owner, "pgfence".next_token(), v_now,
                   v_now + p_ttl_ms * interval '1 millisecond', NULL)
           ON CONFLICT ON CONSTRAINT leases_pkey DO NOTHING
           RETURNING l.key, l.token, l.acquired_at, l.expires_at
@@ -214,6 +214,45 @@ CREATE FUNCTION pgfence.is_current(p_key text, p_token bigint) RETURNS boolean
         FOR SHARE
       )
     $$;
+
+--
+-- Name: next_token(); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.next_token() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  -- First: on a standby this fails as a read-only transaction, as any write there does.
+  v_counter bigint := nextval('"pgfence".fence_token_counter');
+  v_timeline bigint := "pgfence".server_timeline();
+  v_system bigint := "pgfence".server_system_id();
+  v_epoch bigint;
+BEGIN
+  SELECT e.base + e.timeline INTO v_epoch FROM "pgfence".token_epoch e
+  WHERE e.timeline = v_timeline AND e.system_id = v_system;
+  IF NOT FOUND THEN
+    -- A new timeline or a new cluster: record it, once. Concurrent drawers queue on the row;
+    -- the losers find it recorded (READ COMMITTED re-checks the WHERE) and read it.
+    UPDATE "pgfence".token_epoch e
+    SET base = CASE WHEN e.system_id IS NOT DISTINCT FROM v_system AND v_timeline > e.timeline
+                    THEN e.base ELSE e.base + e.timeline END,
+        timeline = v_timeline,
+        system_id = v_system
+    WHERE (e.timeline, e.system_id) IS DISTINCT FROM (v_timeline, v_system)
+    RETURNING e.base + e.timeline INTO v_epoch;
+    IF NOT FOUND THEN
+      SELECT e.base + e.timeline INTO STRICT v_epoch FROM "pgfence".token_epoch e;
+    END IF;
+  END IF;
+  IF v_epoch NOT BETWEEN 1 AND 524287 THEN
+    RAISE EXCEPTION 'pgfence: fencing-token epoch % is out of range (1 to 524287)', v_epoch
+      USING ERRCODE = '22003';
+  END IF;
+  RETURN v_epoch * 17592186044416 + v_counter;
+END
+$$;
 
 --
 -- Name: release_leases(text[], bigint[], boolean); Type: FUNCTION; Schema: pgfence; Owner: -
@@ -337,14 +376,42 @@ CREATE FUNCTION pgfence.renew_leases(p_keys text[], p_tokens bigint[], p_ttl_ms 
     $$;
 
 --
--- Name: fence_tokens; Type: SEQUENCE; Schema: pgfence; Owner: -
+-- Name: server_system_id(); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
-CREATE SEQUENCE pgfence.fence_tokens
+CREATE FUNCTION pgfence.server_system_id() RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_id text := current_setting('pgfence.system_identifier', true);
+BEGIN
+  IF v_id IS NULL OR v_id = '' THEN
+    v_id := (pg_control_system()).system_identifier::text;
+    PERFORM set_config('pgfence.system_identifier', v_id, false);
+  END IF;
+  RETURN v_id::bigint;
+END
+$$;
+
+--
+-- Name: server_timeline(); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.server_timeline() RETURNS bigint
+    LANGUAGE sql
+    AS $$
+  SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint
+$$;
+
+--
+-- Name: fence_token_counter; Type: SEQUENCE; Schema: pgfence; Owner: -
+--
+
+CREATE SEQUENCE pgfence.fence_token_counter
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
-    NO MAXVALUE
+    MAXVALUE 17592186044415
     CACHE 1;
 
 SET default_tablespace = '';
@@ -394,6 +461,20 @@ CREATE SEQUENCE pgfence.pgfence_migrations_id_seq
 ALTER SEQUENCE pgfence.pgfence_migrations_id_seq OWNED BY pgfence.pgfence_migrations.id;
 
 --
+-- Name: token_epoch; Type: TABLE; Schema: pgfence; Owner: -
+--
+
+CREATE TABLE pgfence.token_epoch (
+    one_row boolean DEFAULT true NOT NULL,
+    base bigint NOT NULL,
+    timeline bigint NOT NULL,
+    system_id bigint,
+    CONSTRAINT token_epoch_base_check CHECK ((base >= 0)),
+    CONSTRAINT token_epoch_one_row_check CHECK (one_row),
+    CONSTRAINT token_epoch_timeline_check CHECK ((timeline >= 0))
+);
+
+--
 -- Name: pgfence_migrations id; Type: DEFAULT; Schema: pgfence; Owner: -
 --
 
@@ -412,6 +493,13 @@ ALTER TABLE ONLY pgfence.leases
 
 ALTER TABLE ONLY pgfence.pgfence_migrations
     ADD CONSTRAINT pgfence_migrations_pkey PRIMARY KEY (id);
+
+--
+-- Name: token_epoch token_epoch_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
+--
+
+ALTER TABLE ONLY pgfence.token_epoch
+    ADD CONSTRAINT token_epoch_pkey PRIMARY KEY (one_row);
 
 --
 -- Name: leases_expires_at_idx; Type: INDEX; Schema: pgfence; Owner: -

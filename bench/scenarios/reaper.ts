@@ -25,7 +25,7 @@ export async function insertLeases(
 ): Promise<void> {
   await ctx.admin.query(
     `INSERT INTO "${schema}".leases (key, owner, token, acquired_at, expires_at)
-     SELECT $1 || g, 'bench-filler', nextval('"${schema}".fence_tokens'),
+     SELECT $1 || g, 'bench-filler', "${schema}".next_token(),
             clock_timestamp() - interval '2 hours', clock_timestamp() + $3::interval
      FROM generate_series(1, $2::int) g`,
     [prefix, rows, expiresIn],

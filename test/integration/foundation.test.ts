@@ -92,7 +92,9 @@ describe('migrate', () => {
           'leases:r',
           'leases_pkey:i',
           'leases_expires_at_idx:i',
-          'fence_tokens:S',
+          'fence_token_counter:S',
+          'token_epoch:r',
+          'next_token:f',
           'is_current:f',
           'acquire_leases:f',
           'renew_leases:f',
@@ -196,13 +198,13 @@ describe('the schema objects', () => {
     await t.cleanup();
   });
 
-  it('draws fencing tokens from a NO CYCLE bigint sequence', async () => {
+  it('draws the low bits of fencing tokens from a NO CYCLE bigint sequence that cannot reach the high bits', async () => {
     const { rows } = await t.pool.query(
       `SELECT data_type, cycle, max_value::text AS max FROM pg_sequences
-       WHERE schemaname = $1 AND sequencename = 'fence_tokens'`,
+       WHERE schemaname = $1 AND sequencename = 'fence_token_counter'`,
       [t.schema],
     );
-    expect(rows).toEqual([{ data_type: 'bigint', cycle: false, max: '9223372036854775807' }]);
+    expect(rows).toEqual([{ data_type: 'bigint', cycle: false, max: String(2n ** 44n - 1n) }]);
   });
 
   it('is_current is true for the live token only: false for a wrong token and after expiry', async () => {

@@ -17,7 +17,7 @@ const inserter =
   (t: Pick<TestFence, 'pool' | 'schema'>) => (prefix: string, n: number, offset: string) =>
     t.pool.query(
       `INSERT INTO "${t.schema}".leases (key, owner, token, acquired_at, expires_at)
-       SELECT $1 || g, 'someone', nextval('"${t.schema}".fence_tokens'), clock_timestamp(),
+       SELECT $1 || g, 'someone', "${t.schema}".next_token(), clock_timestamp(),
               clock_timestamp() + $3::interval
        FROM generate_series(1, $2::int) g`,
       [prefix, n, offset],

@@ -30,7 +30,13 @@ describe('the migrations SQL loader', () => {
   });
 
   it('leaves no placeholder in the shipped files', () => {
-    for (const file of ['0001-leases.up.sql', '0001-leases.down.sql', '0002-claim.up.sql']) {
+    for (const file of [
+      '0001-leases.up.sql',
+      '0001-leases.down.sql',
+      '0002-claim.up.sql',
+      '0003-tokens-terms.up.sql',
+      '0003-tokens-terms.down.sql',
+    ]) {
       const filled = sqlFile.loadSql(file, 'pgfence');
       expect(filled).not.toMatch(/(?<!:):[A-Z]/);
       expect(filled).toContain('"pgfence".leases');
