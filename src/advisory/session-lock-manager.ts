@@ -197,9 +197,11 @@ export class SessionLockManager {
         if (opened.kind === 'aborted') throw signal!.reason;
         if (
           opened.kind === 'timeout' &&
-          (deadline ?? Infinity) - entered < UNAVAILABLE_EVIDENCE_MS
+          (failures.answered || (deadline ?? Infinity) - entered < UNAVAILABLE_EVIDENCE_MS)
         ) {
-          return null; // the wait had (almost) run out in this process's own queue already
+          // The database answered (the key is busy) and the wait ran out between tries, or it
+          // had (almost) run out in this process's own queue already: contention.
+          return null;
         }
         if (opened.kind === 'timeout') {
           failures.last = new UnavailableError(
