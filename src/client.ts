@@ -10,6 +10,7 @@ import { Claimer } from './claim/claimer.js';
 import { reap } from './reaper/reap.js';
 import { ReaperLoop } from './reaper/reaper-loop.js';
 import { inspect } from './inspect.js';
+import { Election } from './election/election.js';
 import type { PgFence } from './types.js';
 
 /**
@@ -23,6 +24,7 @@ export function createPgFence(options: PgFenceOptions): PgFence {
   const advisory = new SessionLockManager(db, resolved);
   const leases = new LeaseManager(db, resolved);
   const claimer = new Claimer(db, leases, resolved);
+  const election = new Election(db, leases, resolved.pollIntervalMs);
   const reapers = new Set<ReaperLoop>();
   let closed: Promise<void> | undefined;
 
@@ -44,6 +46,11 @@ export function createPgFence(options: PgFenceOptions): PgFence {
     lease: async (key, leaseOptions) => (open(), leases.lease(key, leaseOptions)),
     tryLease: async (key, leaseOptions) => (open(), leases.tryLease(key, leaseOptions)),
     withLease: async (key, fn, leaseOptions) => (open(), leases.withLease(key, fn, leaseOptions)),
+    leaseAll: async (keys, leaseOptions) => (open(), leases.leaseAll(keys, leaseOptions)),
+
+    campaign: async (name, campaignOptions) => (open(), election.campaign(name, campaignOptions)),
+    leader: async (name) => (open(), election.leader(name)),
+    observe: (name, observeOptions) => (open(), election.observe(name, observeOptions)),
 
     claim: async (claimOptions) => (open(), claimer.claim(claimOptions)),
     isCurrent: async (key, token) => (open(), isCurrent(db, key, token)),

@@ -19,7 +19,8 @@ export type LockErrorCode =
   | 'READ_ONLY'
   | 'RESOURCES_EXHAUSTED'
   | 'STATEMENT_CANCELLED'
-  | 'DATABASE_ERROR';
+  | 'DATABASE_ERROR'
+  | 'PERMITS_MISMATCH';
 
 export class LockError extends Error {
   readonly code: LockErrorCode;
@@ -178,5 +179,31 @@ export class DatabaseError extends LockError {
   constructor(message: string, sqlState: string | undefined, options?: { cause?: unknown }) {
     super('DATABASE_ERROR', message, options);
     this.sqlState = sqlState;
+  }
+}
+
+/**
+ * A lease asked for a key with another `permits` count (or mode) than the key is held with:
+ * every caller of one key must pass the same `permits` (a shared key counts as 0, so a shared
+ * caller on a semaphore, or a semaphore caller on a shared key, gets this too). Waiting would
+ * not help, so the call fails at once and takes nothing.
+ */
+export class PermitsMismatchError extends LockError {
+  readonly key: string;
+  /** What this caller asked for: a permit count, or 0 for `mode: 'shared'`. */
+  readonly permits: number;
+  /** What the key is held with now: a permit count, or 0 for shared holders. */
+  readonly heldPermits: number;
+
+  constructor(key: string, permits: number, heldPermits: number) {
+    const describe = (n: number): string => (n === 0 ? 'in shared mode' : `with ${n} permits`);
+    super(
+      'PERMITS_MISMATCH',
+      `"${key}" is held ${describe(heldPermits)}; this caller asked for it ${describe(permits)} ` +
+        '(every caller of one key must pass the same permits and mode)',
+    );
+    this.key = key;
+    this.permits = permits;
+    this.heldPermits = heldPermits;
   }
 }

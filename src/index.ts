@@ -10,6 +10,7 @@ export {
   NotMigratedError,
   NotInTransactionError,
   SessionChangedError,
+  PermitsMismatchError,
   ClosedError,
   UnavailableError,
   ReadOnlyError,
@@ -19,13 +20,18 @@ export {
 } from './errors.js';
 export { isLockError } from './error-brand.js';
 export type { LockErrorCode } from './errors.js';
-export type { PgFenceOptions } from './options.js';
+export type { PgFenceOptions, LockMode } from './options.js';
 export type { MigrateOptions, MigrationRun } from './schema/migrate.js';
 export type {
   PgFence,
   Lease,
   LeaseOptions,
   TryLeaseOptions,
+  LeaseAllOptions,
+  CampaignOptions,
+  LeaderInfo,
+  ObserveOptions,
+  LeaseHolderInfo,
   AdvisoryLock,
   LockOptions,
   XactLockOptions,

@@ -39,6 +39,16 @@ interface LeaseRow {
   acquired_at: Date;
   expires_at: Date;
   metadata: unknown;
+  mode: 'exclusive' | 'shared' | 'semaphore';
+  permits: number | null;
+  holders: {
+    owner: string;
+    token: string;
+    acquired_at: string;
+    expires_at: string;
+    metadata: unknown;
+  }[];
+  waiters: number;
 }
 
 interface AdvisoryRow {
@@ -63,10 +73,23 @@ export async function inspect(
   const prefix = validatePrefix(options);
   const [leaseResult, advisoryResult] = await Promise.all([
     db.query<LeaseRow>(
-      `SELECT key, owner, token::text AS token, acquired_at, expires_at, metadata
-       FROM ${qualified(db.schema, 'leases')}
-       WHERE expires_at > clock_timestamp() AND key LIKE $1 ESCAPE '\\'
-       ORDER BY key`,
+      // A shared or semaphore key's row is its group row (token 0): its holders are listed
+      // from lease_holders, each with its own token.
+      `SELECT l.key, l.owner, l.token::text AS token, l.acquired_at, l.expires_at, l.metadata,
+              CASE WHEN l.token = 0 THEN l.metadata->>'kind' ELSE 'exclusive' END AS mode,
+              CASE WHEN l.token = 0 THEN (l.metadata->>'permits')::int END AS permits,
+              CASE WHEN l.token = 0 THEN (
+                SELECT coalesce(json_agg(json_build_object(
+                         'owner', h.owner, 'token', h.token::text, 'acquired_at', h.acquired_at,
+                         'expires_at', h.expires_at, 'metadata', h.metadata) ORDER BY h.token), '[]')
+                FROM ${qualified(db.schema, 'lease_holders')} h
+                WHERE h.key = l.key AND h.expires_at > clock_timestamp())
+              END AS holders,
+              (SELECT count(*)::int FROM ${qualified(db.schema, 'lease_waiters')} w
+               WHERE w.key = l.key AND w.expires_at > clock_timestamp()) AS waiters
+       FROM ${qualified(db.schema, 'leases')} l
+       WHERE l.expires_at > clock_timestamp() AND l.key LIKE $1 ESCAPE '\\'
+       ORDER BY l.key`,
       [likePrefix(prefix)],
     ),
     // Session and transaction advisory locks on one bigint key show up with objsubid 1, the
@@ -82,14 +105,37 @@ export async function inspect(
     ),
   ]);
 
-  const leases: LeaseInfo[] = leaseResult.rows.map((row) => ({
-    key: row.key,
-    owner: row.owner,
-    token: BigInt(row.token),
-    acquiredAt: row.acquired_at,
-    expiresAt: row.expires_at,
-    metadata: row.metadata ?? null,
-  }));
+  const leases: LeaseInfo[] = [];
+  for (const row of leaseResult.rows) {
+    const holders =
+      row.holders === null
+        ? [
+            {
+              owner: row.owner,
+              token: BigInt(row.token),
+              acquiredAt: row.acquired_at,
+              expiresAt: row.expires_at,
+              metadata: row.metadata ?? null,
+            },
+          ]
+        : row.holders.map((h) => ({
+            owner: h.owner,
+            token: BigInt(h.token),
+            acquiredAt: new Date(h.acquired_at),
+            expiresAt: new Date(h.expires_at),
+            metadata: h.metadata ?? null,
+          }));
+    const first = holders[0];
+    if (!first) continue; // a group whose last holder expired a moment ago
+    leases.push({
+      key: row.key,
+      mode: row.mode,
+      permits: row.permits,
+      ...first,
+      holders,
+      waiters: row.waiters,
+    });
+  }
 
   const held = advisory.heldKeys();
   const locks: AdvisoryLockInfo[] = [];

@@ -214,6 +214,23 @@ export function validateWait(waitMs: unknown, name = 'waitMs'): number {
   return waitMs;
 }
 
+/** How a lock or lease is held: `exclusive` (the default) alone, `shared` with other shared holders. */
+export type LockMode = 'shared' | 'exclusive';
+
+/** A `mode` option: `'shared'` or `'exclusive'`; undefined means exclusive. */
+export function validateMode(mode: unknown, name = 'mode'): LockMode {
+  if (mode === undefined) return 'exclusive';
+  if (mode !== 'shared' && mode !== 'exclusive') {
+    throw new InvalidArgumentError(
+      `"${name}" must be "shared" or "exclusive", got ${JSON.stringify(String(mode))}`,
+    );
+  }
+  return mode;
+}
+
+/** Most permits a semaphore may have: far beyond any real use, well inside an int4. */
+export const MAX_PERMITS = 1_000_000;
+
 /** Validates an `AbortSignal` option; undefined is allowed. */
 export function validateSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined;

@@ -1,3 +1,4 @@
+import type { LockMode } from './options.js';
 import type { MigrateOptions, MigrationRun } from './schema/migrate.js';
 
 /** Options of `lease` and `withLease`. */
@@ -12,6 +13,48 @@ export interface LeaseOptions {
   signal?: AbortSignal;
   /** Stored with the lease (jsonb), visible to `inspect`. */
   metadata?: Record<string, unknown>;
+  /**
+   * `'exclusive'` (default): the only holder of the key. `'shared'`: holders overlap each other,
+   * never an exclusive one; each has its own token. A waiting exclusive caller is not passed by
+   * shared callers that arrive after it, in any process.
+   */
+  mode?: LockMode;
+  /**
+   * Makes the key a semaphore: at most `permits` holders at once, each a lease with its own
+   * token, renewal and signal. Every caller of the key must pass the same count (another one
+   * gets a `PermitsMismatchError`). Not combined with `mode: 'shared'`.
+   */
+  permits?: number;
+}
+
+/** Options of `leaseAll`: one TTL, wait and mode for every key of the set. */
+export type LeaseAllOptions = Omit<LeaseOptions, 'permits'>;
+
+/** Options of `campaign`. */
+export interface CampaignOptions {
+  /** What the leader announces (an address, a name), returned by `leader()` and `observe()`. */
+  value?: string;
+  /** The term's time-to-live; it is renewed in the background. Default: the `PgFence`'s `ttlMs`. */
+  ttlMs?: number;
+  /** Stop campaigning (the call rejects with the signal's reason); does not end a term won. */
+  signal?: AbortSignal;
+  /** How long to campaign before giving up with `LockTimeoutError`. Default: for ever. */
+  waitMs?: number;
+}
+
+/** Who leads an election, by the database clock. */
+export interface LeaderInfo {
+  value: string | null;
+  owner: string;
+  /** The term's fencing token: a later term has a larger one. */
+  token: bigint;
+  expiresAt: Date;
+}
+
+/** Options of `observe`. */
+export interface ObserveOptions {
+  /** Ends the iteration. */
+  signal?: AbortSignal;
 }
 
 /** Options of `tryLease`: like `LeaseOptions`, without waiting. */
@@ -104,14 +147,34 @@ export interface InspectOptions {
   prefix?: string;
 }
 
-/** A live lease, as `inspect` reports it. */
-export interface LeaseInfo {
-  key: string;
+/** One holder of a key, as `inspect` reports it. */
+export interface LeaseHolderInfo {
   owner: string;
   token: bigint;
   acquiredAt: Date;
   expiresAt: Date;
   metadata: unknown;
+}
+
+/** A live lease, as `inspect` reports it. */
+export interface LeaseInfo {
+  key: string;
+  /** `exclusive` for a plain lease, `shared` for shared holders, `semaphore` for permits. */
+  mode: 'exclusive' | 'shared' | 'semaphore';
+  /** A semaphore's permit count; null otherwise. */
+  permits: number | null;
+  /**
+   * The holder (for a shared or semaphore key: the earliest of its holders; each is in `holders`).
+   */
+  owner: string;
+  token: bigint;
+  acquiredAt: Date;
+  expiresAt: Date;
+  metadata: unknown;
+  /** Every live holder of the key (one for a plain lease). */
+  holders: LeaseHolderInfo[];
+  /** Callers waiting for the key in the database queue. */
+  waiters: number;
 }
 
 /** An advisory lock held through pgfence, as `inspect` reports it. */
@@ -154,6 +217,16 @@ export interface PgFence extends AsyncDisposable {
     fn: (lease: Lease) => Promise<T> | T,
     options?: LeaseOptions,
   ): Promise<T>;
+
+  /** Leases every key or none (guarantee 12), in one statement; the leases come in the order asked. */
+  leaseAll(keys: readonly string[], options?: LeaseAllOptions): Promise<Lease[]>;
+
+  /** Waits until elected: the term is a lease on `name`, auto-renewed; `release()` resigns. */
+  campaign(name: string, options?: CampaignOptions): Promise<Lease>;
+  /** The current leader of `name`, or null, by the database clock. */
+  leader(name: string): Promise<LeaderInfo | null>;
+  /** Every change of leader of `name` (or `null` when nobody leads), in token order. */
+  observe(name: string, options?: ObserveOptions): AsyncIterable<LeaderInfo | null>;
 
   claim(options: ClaimOptions): Promise<Lease[]>;
   isCurrent(key: string, token: bigint): Promise<boolean>;

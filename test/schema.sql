@@ -20,6 +20,149 @@ SET row_security = off;
 CREATE SCHEMA pgfence;
 
 --
+-- Name: acquire_lease(text, text, double precision, jsonb, text, integer, bigint, double precision); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.acquire_lease(p_key text, p_owner text, p_ttl_ms double precision, p_metadata jsonb, p_mode text, p_permits integer, p_waiter bigint, p_queue_ttl_ms double precision) RETURNS TABLE(acquired boolean, token bigint, acquired_at timestamp with time zone, expires_at timestamp with time zone, db_now timestamp with time zone, waiter bigint, conflict text, held_permits integer)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_now timestamptz;
+  v_admit record;
+  v_token bigint;
+BEGIN
+  IF p_key IS NULL OR p_owner IS NULL OR NOT p_ttl_ms > 0
+     OR p_mode IS NULL OR p_mode NOT IN ('shared', 'exclusive')
+     OR (p_permits IS NOT NULL AND (p_permits < 1 OR p_mode <> 'exclusive')) THEN
+    RAISE EXCEPTION 'acquire_lease: a key, an owner, a positive ttl, a mode and (for a semaphore) permits of at least 1 are required'
+      USING ERRCODE = '22023';
+  END IF;
+  PERFORM set_config('synchronous_commit', 'off', true);
+  PERFORM pg_advisory_xact_lock(-241587346, hashtext(p_key));
+  v_now := clock_timestamp();
+  db_now := v_now;
+  acquired := false;
+  waiter := p_waiter;
+  SELECT * INTO v_admit FROM "pgfence".lease_admits(p_key, p_mode, p_permits, p_waiter, v_now);
+  IF NOT v_admit.blocked THEN
+    -- Drawn under the key's serialisation lock (guarantee 2), and durable.
+    PERFORM set_config('synchronous_commit', 'on', true);
+    v_token := "pgfence".next_token();
+    expires_at := "pgfence".lease_grant(p_key, p_owner, v_token, p_ttl_ms, p_metadata, p_mode,
+                                   p_permits, v_admit.group_live, v_now);
+    IF p_waiter IS NOT NULL THEN
+      DELETE FROM "pgfence".lease_waiters w WHERE w.id = p_waiter;
+    END IF;
+    acquired := true;
+    token := v_token;
+    acquired_at := v_now;
+    waiter := NULL;
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  conflict := v_admit.conflict;
+  held_permits := v_admit.held_permits;
+  expires_at := v_admit.retry_at;
+  IF conflict IS NOT NULL THEN
+    IF p_waiter IS NOT NULL THEN
+      DELETE FROM "pgfence".lease_waiters w WHERE w.id = p_waiter;
+    END IF;
+    waiter := NULL;
+  ELSIF p_queue_ttl_ms IS NOT NULL THEN
+    IF p_waiter IS NOT NULL THEN
+      UPDATE "pgfence".lease_waiters w
+      SET expires_at = v_now + p_queue_ttl_ms * interval '1 millisecond'
+      WHERE w.id = p_waiter AND w.key = p_key;
+    END IF;
+    IF p_waiter IS NULL OR NOT FOUND THEN
+      -- First wait, or a place lost for not asking in time: to the back of the queue.
+      INSERT INTO "pgfence".lease_waiters (key, owner, mode, permits, enqueued_at, expires_at)
+      VALUES (p_key, p_owner, p_mode, p_permits, v_now,
+              v_now + p_queue_ttl_ms * interval '1 millisecond')
+      RETURNING id INTO waiter;
+    END IF;
+  END IF;
+  RETURN NEXT;
+END
+$$;
+
+--
+-- Name: acquire_lease_set(text[], text, double precision, jsonb, text); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.acquire_lease_set(p_keys text[], p_owner text, p_ttl_ms double precision, p_metadata jsonb, p_mode text) RETURNS TABLE(key text, acquired boolean, token bigint, acquired_at timestamp with time zone, expires_at timestamp with time zone, db_now timestamp with time zone, conflict text, held_permits integer)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_lock integer;
+  v_now timestamptz;
+  v_admit record;
+  v_blocked boolean := false;
+  v_is_blocked boolean[];
+  v_retry timestamptz[];
+  v_conflict text[];
+  v_held integer[];
+  v_group_live boolean[];
+  v_tokens bigint[];
+  v_expires timestamptz[];
+  i integer;
+BEGIN
+  IF p_keys IS NULL OR cardinality(p_keys) = 0 OR p_owner IS NULL OR NOT p_ttl_ms > 0
+     OR p_mode IS NULL OR p_mode NOT IN ('shared', 'exclusive')
+     OR (SELECT count(DISTINCT k) FROM unnest(p_keys) AS u(k)) <> cardinality(p_keys) THEN
+    RAISE EXCEPTION 'acquire_lease_set: distinct keys, an owner, a positive ttl and a mode are required'
+      USING ERRCODE = '22023';
+  END IF;
+  PERFORM set_config('synchronous_commit', 'off', true);
+  -- By the lock taken, not by key: keys whose hashtext collide share a lock.
+  FOR v_lock IN SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(-241587346, v_lock);
+  END LOOP;
+  v_now := clock_timestamp();
+  FOR i IN 1 .. cardinality(p_keys) LOOP
+    SELECT * INTO v_admit FROM "pgfence".lease_admits(p_keys[i], p_mode, NULL, NULL, v_now);
+    v_is_blocked[i] := v_admit.blocked;
+    v_retry[i] := v_admit.retry_at;
+    v_conflict[i] := v_admit.conflict;
+    v_held[i] := v_admit.held_permits;
+    v_group_live[i] := v_admit.group_live;
+    IF v_admit.blocked THEN v_blocked := true; END IF;
+  END LOOP;
+  IF NOT v_blocked THEN
+    PERFORM set_config('synchronous_commit', 'on', true);
+    FOR i IN 1 .. cardinality(p_keys) LOOP
+      v_tokens[i] := "pgfence".next_token();
+      v_expires[i] := "pgfence".lease_grant(p_keys[i], p_owner, v_tokens[i], p_ttl_ms, p_metadata,
+                                       p_mode, NULL, v_group_live[i], v_now);
+    END LOOP;
+  END IF;
+  FOR i IN 1 .. cardinality(p_keys) LOOP
+    key := p_keys[i];
+    db_now := v_now;
+    IF v_blocked THEN
+      acquired := false;
+      token := NULL;
+      acquired_at := NULL;
+      -- A key that was free in a set that was refused: nothing of its own to time.
+      expires_at := CASE WHEN v_is_blocked[i] THEN v_retry[i] END;
+      conflict := v_conflict[i];
+      held_permits := v_held[i];
+    ELSE
+      acquired := true;
+      token := v_tokens[i];
+      acquired_at := v_now;
+      expires_at := v_expires[i];
+      conflict := NULL;
+      held_permits := NULL;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+--
 -- Name: acquire_leases(text[], text, double precision[], jsonb[]); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -208,12 +351,149 @@ CREATE FUNCTION pgfence.claim_leases(p_keys text[], p_owner text, p_ttl_ms doubl
 CREATE FUNCTION pgfence.is_current(p_key text, p_token bigint) RETURNS boolean
     LANGUAGE sql STRICT
     AS $$
-      SELECT EXISTS (
-        SELECT 1 FROM "pgfence".leases l
-        WHERE l.key = p_key AND l.token = p_token AND l.expires_at > clock_timestamp()
-        FOR SHARE
-      )
-    $$;
+  SELECT EXISTS (
+    SELECT 1 FROM "pgfence".leases l
+    WHERE l.key = p_key AND l.token = p_token AND p_token <> 0
+      AND l.expires_at > clock_timestamp()
+    FOR SHARE
+  ) OR EXISTS (
+    SELECT 1 FROM "pgfence".lease_holders h
+    JOIN "pgfence".leases l ON l.key = h.key AND l.token = 0
+    WHERE h.key = p_key AND h.token = p_token AND h.expires_at > clock_timestamp()
+    FOR SHARE
+  )
+$$;
+
+--
+-- Name: lease_admits(text, text, integer, bigint, timestamp with time zone); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.lease_admits(p_key text, p_mode text, p_permits integer, p_waiter bigint, p_now timestamp with time zone, OUT blocked boolean, OUT retry_at timestamp with time zone, OUT conflict text, OUT held_permits integer, OUT group_live boolean) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_found boolean;
+  v_token bigint;
+  v_expires timestamptz;
+  v_meta jsonb;
+  v_kind text;
+  v_count integer;
+  v_ahead integer;
+BEGIN
+  blocked := false;
+  group_live := false;
+  SELECT l.token, l.expires_at, l.metadata INTO v_token, v_expires, v_meta
+  FROM "pgfence".leases l WHERE l.key = p_key;
+  v_found := FOUND;
+  IF v_found AND v_expires > p_now THEN
+    IF v_token <> 0 OR (p_mode = 'exclusive' AND p_permits IS NULL) THEN
+      -- A plain (exclusive) lease; or an exclusive caller, who waits for the last holder.
+      blocked := true;
+      retry_at := v_expires;
+      RETURN;
+    END IF;
+    group_live := true;
+    v_kind := v_meta->>'kind';
+    IF (p_permits IS NULL) <> (v_kind = 'shared')
+       OR (p_permits IS NOT NULL AND (v_meta->>'permits')::integer <> p_permits) THEN
+      blocked := true;
+      conflict := 'permits';
+      held_permits := CASE WHEN v_kind = 'shared' THEN 0 ELSE (v_meta->>'permits')::integer END;
+      RETURN;
+    END IF;
+    IF p_permits IS NOT NULL THEN
+      SELECT count(*)::integer, min(h.expires_at) INTO v_count, retry_at
+      FROM "pgfence".lease_holders h WHERE h.key = p_key AND h.expires_at > p_now;
+      SELECT count(*)::integer INTO v_ahead FROM "pgfence".lease_waiters w
+      WHERE w.key = p_key AND w.expires_at > p_now AND (p_waiter IS NULL OR w.id < p_waiter);
+      blocked := v_count + v_ahead >= p_permits;
+      -- A permit free but promised to a waiter ahead: woken when that one is served.
+      IF v_count < p_permits THEN retry_at := NULL; END IF;
+    ELSE
+      -- Shared on shared: only an exclusive waiter that came first is in the way.
+      blocked := EXISTS (
+        SELECT 1 FROM "pgfence".lease_waiters w
+        WHERE w.key = p_key AND w.expires_at > p_now AND w.mode = 'exclusive'
+          AND (p_waiter IS NULL OR w.id < p_waiter));
+      IF blocked THEN retry_at := v_expires; END IF;
+    END IF;
+  ELSE
+    -- Free (or expired): the callers queued before this one go first.
+    IF p_mode = 'shared' THEN
+      blocked := EXISTS (
+        SELECT 1 FROM "pgfence".lease_waiters w
+        WHERE w.key = p_key AND w.expires_at > p_now AND w.mode = 'exclusive'
+          AND (p_waiter IS NULL OR w.id < p_waiter));
+    ELSE
+      SELECT count(*)::integer INTO v_ahead FROM "pgfence".lease_waiters w
+      WHERE w.key = p_key AND w.expires_at > p_now AND (p_waiter IS NULL OR w.id < p_waiter);
+      blocked := v_ahead >= coalesce(p_permits, 1);
+    END IF;
+    IF blocked OR NOT v_found THEN
+      RETURN;
+    END IF;
+  END IF;
+  IF blocked THEN
+    RETURN;
+  END IF;
+  -- An expired row, or a live group row, that someone else has locked (a guarded write, a
+  -- release or reap in flight) is busy: it frees up in moments.
+  PERFORM 1 FROM "pgfence".leases l WHERE l.key = p_key FOR NO KEY UPDATE SKIP LOCKED;
+  IF NOT FOUND THEN
+    blocked := true;
+    retry_at := p_now;
+  END IF;
+END
+$$;
+
+--
+-- Name: lease_grant(text, text, bigint, double precision, jsonb, text, integer, boolean, timestamp with time zone); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.lease_grant(p_key text, p_owner text, p_token bigint, p_ttl_ms double precision, p_metadata jsonb, p_mode text, p_permits integer, p_group_live boolean, p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_expires timestamptz := p_now + p_ttl_ms * interval '1 millisecond';
+BEGIN
+  IF p_mode = 'exclusive' AND p_permits IS NULL THEN
+    INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
+    VALUES (p_key, p_owner, p_token, p_now, v_expires, p_metadata)
+    ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE
+      SET owner = EXCLUDED.owner, token = EXCLUDED.token, acquired_at = EXCLUDED.acquired_at,
+          expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata;
+    RETURN v_expires;
+  END IF;
+  IF p_group_live THEN
+    UPDATE "pgfence".leases AS l SET expires_at = greatest(l.expires_at, v_expires)
+    WHERE l.key = p_key AND l.token = 0;
+  ELSE
+    -- A new group: whatever holder rows the key still has are expired.
+    DELETE FROM "pgfence".lease_holders h WHERE h.key = p_key;
+    INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
+    VALUES (p_key, '', 0, p_now, v_expires,
+            CASE WHEN p_permits IS NULL THEN jsonb_build_object('kind', 'shared')
+                 ELSE jsonb_build_object('kind', 'semaphore', 'permits', p_permits) END)
+    ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE
+      SET owner = EXCLUDED.owner, token = 0, acquired_at = EXCLUDED.acquired_at,
+          expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata;
+  END IF;
+  INSERT INTO "pgfence".lease_holders (key, token, owner, mode, acquired_at, expires_at, metadata)
+  VALUES (p_key, p_token, p_owner, p_mode, p_now, v_expires, p_metadata);
+  RETURN v_expires;
+END
+$$;
+
+--
+-- Name: leave_lease_queue(bigint); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.leave_lease_queue(p_waiter bigint) RETURNS void
+    LANGUAGE sql
+    AS $$
+  SELECT set_config('synchronous_commit', 'off', true);
+  DELETE FROM "pgfence".lease_waiters WHERE id = p_waiter;
+$$;
 
 --
 -- Name: next_token(); Type: FUNCTION; Schema: pgfence; Owner: -
@@ -251,6 +531,44 @@ BEGIN
       USING ERRCODE = '22003';
   END IF;
   RETURN v_epoch * 17592186044416 + v_counter;
+END
+$$;
+
+--
+-- Name: release_lease_holders(text[], bigint[]); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.release_lease_holders(p_keys text[], p_tokens bigint[]) RETURNS TABLE(key text, token bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_lock integer;
+  v_now timestamptz;
+  v_term record;
+  v_latest timestamptz;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR v_lock IN SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(-241587346, v_lock);
+  END LOOP;
+  v_now := clock_timestamp();
+  FOR v_term IN SELECT u.k, u.t FROM unnest(p_keys, p_tokens) AS u(k, t) LOOP
+    DELETE FROM "pgfence".lease_holders h WHERE h.key = v_term.k AND h.token = v_term.t;
+    CONTINUE WHEN NOT FOUND;
+    SELECT max(h.expires_at) INTO v_latest FROM "pgfence".lease_holders h
+    WHERE h.key = v_term.k AND h.expires_at > v_now;
+    IF v_latest IS NULL THEN
+      DELETE FROM "pgfence".leases l WHERE l.key = v_term.k AND l.token = 0;
+    ELSE
+      UPDATE "pgfence".leases AS l SET expires_at = v_latest
+      WHERE l.key = v_term.k AND l.token = 0 AND l.expires_at > v_now;
+    END IF;
+    PERFORM pg_notify('pgfence.released', v_term.k);
+    key := v_term.k;
+    token := v_term.t;
+    RETURN NEXT;
+  END LOOP;
 END
 $$;
 
@@ -320,6 +638,48 @@ CREATE FUNCTION pgfence.release_leases(p_keys text[], p_tokens bigint[], p_skip_
       END LOOP;
     END
     $$;
+
+--
+-- Name: renew_lease_holders(text[], bigint[], double precision[]); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.renew_lease_holders(p_keys text[], p_tokens bigint[], p_ttl_ms double precision[]) RETURNS TABLE(key text, token bigint, expires_at timestamp with time zone, busy boolean)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_lock integer;
+  v_now timestamptz;
+  v_term record;
+  v_expires timestamptz;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'on', true);
+  FOR v_lock IN SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(-241587346, v_lock);
+  END LOOP;
+  v_now := clock_timestamp();
+  FOR v_term IN SELECT u.k, u.t, u.ttl FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl) LOOP
+    PERFORM 1 FROM "pgfence".lease_holders h
+    WHERE h.key = v_term.k AND h.token = v_term.t AND h.expires_at > v_now;
+    CONTINUE WHEN NOT FOUND; -- gone: expired, released or taken over
+    PERFORM 1 FROM "pgfence".leases l
+    WHERE l.key = v_term.k AND l.token = 0 AND l.expires_at > v_now
+    FOR NO KEY UPDATE SKIP LOCKED;
+    IF FOUND THEN
+      UPDATE "pgfence".lease_holders AS h
+      SET expires_at = greatest(h.expires_at, v_now + v_term.ttl * interval '1 millisecond')
+      WHERE h.key = v_term.k AND h.token = v_term.t
+      RETURNING h.expires_at INTO v_expires;
+      UPDATE "pgfence".leases AS l SET expires_at = greatest(l.expires_at, v_expires)
+      WHERE l.key = v_term.k AND l.token = 0;
+      key := v_term.k; token := v_term.t; expires_at := v_expires; busy := false;
+    ELSE
+      key := v_term.k; token := v_term.t; expires_at := NULL; busy := true;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
 
 --
 -- Name: renew_leases(text[], bigint[], double precision[], boolean); Type: FUNCTION; Schema: pgfence; Owner: -
@@ -419,6 +779,50 @@ SET default_tablespace = '';
 SET default_table_access_method = heap;
 
 --
+-- Name: lease_holders; Type: TABLE; Schema: pgfence; Owner: -
+--
+
+CREATE TABLE pgfence.lease_holders (
+    key text NOT NULL,
+    token bigint NOT NULL,
+    owner text NOT NULL,
+    mode text NOT NULL,
+    acquired_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    metadata jsonb,
+    CONSTRAINT lease_holders_key_check CHECK (((char_length(key) >= 1) AND (char_length(key) <= 256))),
+    CONSTRAINT lease_holders_mode_check CHECK ((mode = ANY (ARRAY['shared'::text, 'exclusive'::text])))
+);
+
+--
+-- Name: lease_waiters; Type: TABLE; Schema: pgfence; Owner: -
+--
+
+CREATE TABLE pgfence.lease_waiters (
+    id bigint NOT NULL,
+    key text NOT NULL,
+    owner text NOT NULL,
+    mode text NOT NULL,
+    permits integer,
+    enqueued_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT lease_waiters_mode_check CHECK ((mode = ANY (ARRAY['shared'::text, 'exclusive'::text])))
+);
+
+--
+-- Name: lease_waiters_id_seq; Type: SEQUENCE; Schema: pgfence; Owner: -
+--
+
+ALTER TABLE pgfence.lease_waiters ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME pgfence.lease_waiters_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: leases; Type: TABLE; Schema: pgfence; Owner: -
 --
 
@@ -481,6 +885,20 @@ CREATE TABLE pgfence.token_epoch (
 ALTER TABLE ONLY pgfence.pgfence_migrations ALTER COLUMN id SET DEFAULT nextval('pgfence.pgfence_migrations_id_seq'::regclass);
 
 --
+-- Name: lease_holders lease_holders_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
+--
+
+ALTER TABLE ONLY pgfence.lease_holders
+    ADD CONSTRAINT lease_holders_pkey PRIMARY KEY (key, token);
+
+--
+-- Name: lease_waiters lease_waiters_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
+--
+
+ALTER TABLE ONLY pgfence.lease_waiters
+    ADD CONSTRAINT lease_waiters_pkey PRIMARY KEY (id);
+
+--
 -- Name: leases leases_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
 --
 
@@ -500,6 +918,24 @@ ALTER TABLE ONLY pgfence.pgfence_migrations
 
 ALTER TABLE ONLY pgfence.token_epoch
     ADD CONSTRAINT token_epoch_pkey PRIMARY KEY (one_row);
+
+--
+-- Name: lease_holders_expires_at_idx; Type: INDEX; Schema: pgfence; Owner: -
+--
+
+CREATE INDEX lease_holders_expires_at_idx ON pgfence.lease_holders USING btree (expires_at);
+
+--
+-- Name: lease_waiters_expires_at_idx; Type: INDEX; Schema: pgfence; Owner: -
+--
+
+CREATE INDEX lease_waiters_expires_at_idx ON pgfence.lease_waiters USING btree (expires_at);
+
+--
+-- Name: lease_waiters_key_idx; Type: INDEX; Schema: pgfence; Owner: -
+--
+
+CREATE INDEX lease_waiters_key_idx ON pgfence.lease_waiters USING btree (key, id);
 
 --
 -- Name: leases_expires_at_idx; Type: INDEX; Schema: pgfence; Owner: -

@@ -1,5 +1,5 @@
 import { isTransient } from '../db/errors.js';
-import { LockTimeoutError, UnavailableError } from '../errors.js';
+import { LockTimeoutError, PermitsMismatchError, UnavailableError } from '../errors.js';
 import type { Cancellation } from './cancellation.js';
 import type { AcquireOutcome } from './lease-sql.js';
 import type { AcquireRequest, LeaseStore } from './lease-store.js';
@@ -18,11 +18,35 @@ export interface AcquireLoopDeps {
   onRetry(error: unknown): void;
 }
 
+/** One attempt's answer to the generic wait loop. @internal */
+export type Step<T> =
+  | { granted: T }
+  | {
+      /** How long the thing in the way has left (Infinity: until woken; 0: busy a moment). */
+      retryInMs: number | null;
+      /** The caller's place in the database queue, if it has one. */
+      waiter: bigint | null;
+      /** Ask again at once (to take a place in the queue). */
+      again?: boolean;
+    };
+
 /** The pause before trying again a key whose expired row was busy. */
 const BUSY_RETRY_MS = 20;
 
 /** Pauses before trying again after a transient database error (a restart, a dropped connection). */
 const TRANSIENT_RETRY_MS = [100, 250, 500, 1_000, 2_000];
+
+/**
+ * A queued waiter asks again at least this often: each attempt refreshes its place in the
+ * queue, which lapses (a crashed waiter) after QUEUE_TTL_FACTOR times as long.
+ */
+const QUEUE_REFRESH_MS = 2_000;
+const QUEUE_TTL_FACTOR = 3;
+
+/** How long a waiter's place in the queue lasts without a refresh. @internal */
+export function queueTtlMs(pollIntervalMs: number): number {
+  return Math.min(QUEUE_REFRESH_MS, pollIntervalMs) * QUEUE_TTL_FACTOR + 1_000;
+}
 
 /** Jitter so that waiters of one key in several processes do not retry in lockstep. */
 function jittered(ms: number): number {
@@ -30,18 +54,27 @@ function jittered(ms: number): number {
 }
 
 /**
- * Asks for one key until it is granted, `waitMs` passes or the wait is cancelled. Between
- * attempts the waiter sleeps until the key's release is announced (NOTIFY), or — for a
+ * Asks until an attempt is granted, `waitMs` passes or the wait is cancelled. Between attempts
+ * the waiter sleeps until a release of one of `keys` is announced (NOTIFY), or — for a
  * notification that never comes, e.g. an expiry — until the holder's expiry by the database's
- * own clock, and never longer than `pollIntervalMs`.
- * A grant that arrives after the caller gave up is handed back at once.
+ * own clock, and never longer than `pollIntervalMs` (nor, for a queued waiter, longer than its
+ * place in the queue lasts). A grant that arrives after the caller gave up is handed back at
+ * once, and a place in the queue is left.
  * @internal
  */
-export async function acquireWithWait(
-  deps: AcquireLoopDeps,
-  request: AcquireRequest & { waitMs: number },
+export async function waitFor<T>(
+  deps: {
+    listener: ReleaseListener;
+    pollIntervalMs: number;
+    discard(granted: T): void;
+    leaveQueue(waiter: bigint): void;
+    onRetry(error: unknown): void;
+  },
+  keys: readonly string[],
+  waitMs: number,
   cancel: Cancellation,
-): Promise<Acquired> {
+  attempt: (waiter: bigint | null, round: number) => Promise<Step<T>>,
+): Promise<T> {
   const started = performance.now();
   let transientFailures = 0;
   /** The last transient failure, given as the cause of a timeout that follows it. */
@@ -49,31 +82,33 @@ export async function acquireWithWait(
   let answered = false;
   /** Kept after a later answer, for the cause of a LockTimeoutError. */
   let lastTransient: unknown;
-  const subscription = deps.listener.subscribe(request.key);
+  const what = keys.length === 1 ? keys[0]! : keys.join(', ');
+  let waiter: bigint | null = null;
+  const subscriptions = keys.map((key) => deps.listener.subscribe(key));
+  const settle = (late: Step<T>): void => {
+    if ('granted' in late) deps.discard(late.granted);
+    else if (late.waiter !== null) deps.leaveQueue(late.waiter);
+  };
   try {
-    for (;;) {
-      subscription.reset();
+    for (let round = 0; ; round += 1) {
+      for (const s of subscriptions) s.reset();
       const listening = deps.listener.ready;
-      const attempt = deps.store.acquire(request);
-      let outcome: AcquireOutcome;
+      const pending = attempt(waiter, round);
+      let step: Step<T>;
       try {
         // With waitMs 0 the single attempt is the whole wait: let it finish.
-        outcome = request.waitMs === 0 ? await attempt : await cancel.race(attempt);
+        step = waitMs === 0 ? await pending : await cancel.race(pending);
         transientFailures = 0;
         answered = true;
         lastFailure = undefined;
       } catch (error) {
         if (cancel.cancelled) {
-          attempt.then(
-            (late) => late.acquired && deps.discard(late),
-            () => {},
-          );
+          pending.then(settle, () => {});
           // The wait ran out while the database had not answered since its last failure (or at
           // all): nobody can tell whether the key is held, so this is no timeout.
           if (error instanceof LockTimeoutError && (lastFailure !== undefined || !answered)) {
             throw new UnavailableError(
-              `the database did not answer in time: no answer for "${request.key}" within ` +
-                `${request.waitMs} ms`,
+              `the database did not answer in time: no answer for "${what}" within ${waitMs} ms`,
               { cause: lastFailure },
             );
           }
@@ -86,7 +121,7 @@ export async function acquireWithWait(
           TRANSIENT_RETRY_MS[Math.min(transientFailures, TRANSIENT_RETRY_MS.length - 1)]!;
         // A wait that ends on a failed attempt reports the failure (an UnavailableError for an
         // outage), never a timeout that would read as "the key is held".
-        if (!isTransient(error) || performance.now() - started + pauseMs >= request.waitMs) {
+        if (!isTransient(error) || performance.now() - started + pauseMs >= waitMs) {
           throw error;
         }
         lastFailure = error;
@@ -96,31 +131,93 @@ export async function acquireWithWait(
         await cancel.sleep(jittered(pauseMs));
         continue;
       }
-      if (outcome.acquired) {
+      if ('granted' in step) {
+        waiter = null;
         if (cancel.cancelled) {
-          deps.discard(outcome);
+          deps.discard(step.granted);
           throw cancel.reason;
         }
-        return outcome;
+        return step.granted;
       }
-      if (performance.now() - started >= request.waitMs) {
-        throw new LockTimeoutError(request.key, request.waitMs, { cause: lastTransient });
+      waiter = step.waiter;
+      if (step.again && waitMs > 0) continue;
+      if (performance.now() - started >= waitMs) {
+        throw new LockTimeoutError(what, waitMs, { cause: lastTransient });
       }
       if (!listening) {
         // The release may have come before we were listening: listen, then look once more.
         await cancel.race(deps.listener.whenReady());
         if (deps.listener.ready) continue;
       }
-      const left = outcome.holderExpiresInMs;
+      const left = step.retryInMs;
+      const cap =
+        waiter === null ? deps.pollIntervalMs : Math.min(deps.pollIntervalMs, QUEUE_REFRESH_MS);
       // An expired row that was not granted is busy (a guarded write, a release or reap in
       // flight): it frees up in moments, but not at once.
-      const sleepMs = Math.min(
-        deps.pollIntervalMs,
-        left === null ? 0 : Math.max(BUSY_RETRY_MS, left),
-      );
-      await cancel.sleep(jittered(sleepMs), subscription.next());
+      const sleepMs = Math.min(cap, left === null ? 0 : Math.max(BUSY_RETRY_MS, left));
+      await cancel.sleep(jittered(sleepMs), Promise.race(subscriptions.map((s) => s.next())));
     }
   } finally {
-    subscription.close();
+    for (const s of subscriptions) s.close();
+    if (waiter !== null) deps.leaveQueue(waiter);
   }
+}
+
+/** The PermitsMismatchError for an outcome that reports another permit count, if it does. */
+export function mismatch(
+  request: { key: string; permits?: number | null },
+  outcome: AcquireOutcome,
+): PermitsMismatchError | undefined {
+  if (outcome.acquired || outcome.heldPermits === undefined) return undefined;
+  return new PermitsMismatchError(request.key, request.permits ?? 0, outcome.heldPermits);
+}
+
+/** An attempt's outcome as a step of the wait loop (or the error it stands for). */
+export function toStep(
+  request: { key: string; permits?: number | null },
+  outcome: AcquireOutcome,
+): Step<Acquired> {
+  const error = mismatch(request, outcome);
+  if (error) throw error;
+  if (outcome.acquired) return { granted: outcome };
+  return { retryInMs: outcome.holderExpiresInMs, waiter: outcome.waiter ?? null };
+}
+
+/**
+ * Asks for one key until it is granted, `waitMs` passes or the wait is cancelled. A plain lease
+ * tries first through the coalesced statement (the uncontended path: one shared commit); a
+ * caller that has to wait, and every shared or semaphore caller, asks through `acquire_lease`,
+ * which keeps its place in the key's queue in the database.
+ * @internal
+ */
+export async function acquireWithWait(
+  deps: AcquireLoopDeps,
+  request: AcquireRequest & { waitMs: number },
+  cancel: Cancellation,
+): Promise<Acquired> {
+  const plain = (request.mode ?? 'exclusive') === 'exclusive' && (request.permits ?? null) === null;
+  const ttl = request.waitMs === 0 ? null : queueTtlMs(deps.pollIntervalMs);
+  return waitFor<Acquired>(
+    {
+      listener: deps.listener,
+      pollIntervalMs: deps.pollIntervalMs,
+      discard: (late) => deps.discard(late),
+      onRetry: (error) => deps.onRetry(error),
+      leaveQueue: (waiter) => {
+        deps.store.leaveQueue(waiter).catch(() => {});
+      },
+    },
+    [request.key],
+    request.waitMs,
+    cancel,
+    async (waiter, round) => {
+      if (plain && round === 0) {
+        // Not granted at first sight: take a place in the queue at once, so that shared
+        // callers arriving from now on wait behind this one.
+        const step = toStep(request, await deps.store.acquire(request));
+        return 'granted' in step ? step : { ...step, again: true };
+      }
+      return toStep(request, await deps.store.acquireOne(request, waiter, ttl));
+    },
+  );
 }

@@ -5,6 +5,8 @@ export interface AcquiredLease {
   acquiredAt: Date;
   expiresAt: Date;
   metadata?: unknown;
+  /** A holder of a shared or semaphore key (a row of lease_holders), not a plain lease. */
+  holder?: boolean;
 }
 
 /** How a handle for an acquired lease should behave. @internal */

@@ -18,10 +18,8 @@ export async function isCurrent(db: Database, key: string, token: bigint): Promi
     throw new InvalidArgumentError(`a fencing token is a 64-bit signed integer, got ${token}`);
   }
   const result = await db.query<{ current: boolean }>(
-    `SELECT EXISTS (
-       SELECT 1 FROM ${qualified(db.schema, 'leases')}
-       WHERE key = $1 AND token = $2 AND expires_at > clock_timestamp()
-     ) AS current`,
+    // The SQL function knows every kind of holder (plain, shared, semaphore).
+    `SELECT ${qualified(db.schema, 'is_current')}($1::text, $2::bigint) AS current`,
     [key, token.toString()],
   );
   return result.rows[0]?.current === true;

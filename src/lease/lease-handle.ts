@@ -20,8 +20,9 @@ export interface LeaseHandleHost {
     token: bigint,
     ttlMs: number,
     deadline: number,
+    holder: boolean,
   ): Promise<{ sentAt: number; expiresAt: Date } | null>;
-  release(key: string, token: bigint): Promise<boolean>;
+  release(key: string, token: bigint, holder: boolean): Promise<boolean>;
   /** Errors of background or best-effort work. */
   onError(error: unknown): void;
   /** The handle stopped holding (released or lost): stop renewing it, pass its key on. */
@@ -45,6 +46,8 @@ export class LeaseHandle implements Lease {
   readonly owner: string;
   readonly metadata: unknown;
   readonly autoRenew: boolean;
+  /** A holder of a shared or semaphore key: renewed and released by its own statements. */
+  readonly holder: boolean;
   readonly #host: LeaseHandleHost;
   readonly #controller = new AbortController();
   #state: State = 'held';
@@ -68,6 +71,7 @@ export class LeaseHandle implements Lease {
     this.token = acquired.token;
     this.owner = host.owner;
     this.metadata = acquired.metadata;
+    this.holder = acquired.holder === true;
     this.autoRenew = options.autoRenew;
     this.#ttlMs = options.ttlMs;
     this.#expiresAt = acquired.expiresAt;
@@ -134,7 +138,7 @@ export class LeaseHandle implements Lease {
     let renewed: { sentAt: number; expiresAt: Date } | null;
     try {
       // No answer by the deadline means lost anyway: waiting longer would help nobody.
-      renewed = await this.#host.renewOne(this.key, this.token, ttl, this.#deadline);
+      renewed = await this.#host.renewOne(this.key, this.token, ttl, this.#deadline, this.holder);
     } catch (error) {
       this.#assertHeld();
       throw error;
@@ -162,14 +166,14 @@ export class LeaseHandle implements Lease {
       // and deleting it frees the key sooner. Scoped to our token, it cannot touch a newer
       // holder; and since the answer is "lost" either way, a failure here is not the caller's.
       if (!this.#rowGone) {
-        await this.#host.release(this.key, this.token).catch((error: unknown) => {
+        await this.#host.release(this.key, this.token, this.holder).catch((error: unknown) => {
           this.#host.onError(error);
         });
       }
       return false;
     }
     try {
-      return await this.#host.release(this.key, this.token);
+      return await this.#host.release(this.key, this.token, this.holder);
     } finally {
       this.#host.ended(this);
     }

@@ -2,16 +2,17 @@ import { setMaxListeners } from 'node:events';
 import type { Database } from '../db/database.js';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
-import type { Lease, LeaseOptions, TryLeaseOptions } from '../types.js';
+import type { Lease, LeaseAllOptions, LeaseOptions, TryLeaseOptions } from '../types.js';
 import type { AcquiredLease, AdoptOptions } from './acquired.js';
-import { acquireWithWait } from './acquire-loop.js';
+import { acquireWithWait, mismatch, waitFor } from './acquire-loop.js';
+import { parseKeySet } from './lease-set.js';
 import { Cancellation } from './cancellation.js';
 import { KeyQueue, type KeySlot } from './key-queue.js';
 import { LeaseHandle, type LeaseHandleHost } from './lease-handle.js';
 import { marginFor, parseLeaseRequest, type LeaseRequest } from './lease-options.js';
 import type { AcquireOutcome } from './lease-sql.js';
 import { LeaseStore } from './lease-store.js';
-import { ReleaseListener } from './release-listener.js';
+import { ReleaseListener, type ReleaseSubscription } from './release-listener.js';
 import { Renewer } from './renewer.js';
 import { renewUntil } from './renew-attempts.js';
 
@@ -51,9 +52,9 @@ export class LeaseManager {
       owner: options.owner,
       renewFraction: options.renewFraction,
       marginFor: (ttlMs) => marginFor(options, ttlMs),
-      renewOne: async (key, token, ttlMs, deadline) => {
+      renewOne: async (key, token, ttlMs, deadline, holder) => {
         let failure: unknown;
-        const result = await renewUntil(store, [{ key, token, ttlMs }], deadline, {
+        const result = await renewUntil(store, [{ key, token, ttlMs, holder }], deadline, {
           ttlMs,
           skipLocked: false,
           onError: (error) => (failure = error),
@@ -63,7 +64,7 @@ export class LeaseManager {
         const expiresAt = [...result.expiresAt.values()][0];
         return expiresAt ? { sentAt: result.sentAt, expiresAt } : null;
       },
-      release: (key, token) => store.release(key, token),
+      release: (key, token, holder) => store.release(key, token, holder),
       onError: options.onError,
       ended: (handle) => this.#ended(handle),
     };
@@ -84,6 +85,13 @@ export class LeaseManager {
       waits: false,
       autoRenew: false,
     });
+    if (!isPlain(request)) {
+      this.#assertOpen();
+      const outcome = await this.#store.acquireOne(request, null, null);
+      const error = mismatch(request, outcome);
+      if (error) throw error;
+      return outcome.acquired ? this.#wrap(outcome, request, undefined) : null;
+    }
     const slot = this.#queue.tryEnter(request.key);
     if (!slot) return null;
     try {
@@ -131,6 +139,64 @@ export class LeaseManager {
   }
 
   /**
+   * Every key of `keys` or none (guarantee 12): one statement per attempt takes them all, and
+   * nothing is held between attempts, so a caller never holds part of its set, also while it
+   * waits. The leases come in the order asked.
+   */
+  async leaseAll(keys: readonly string[], options?: LeaseAllOptions): Promise<Lease[]> {
+    const set = parseKeySet(keys);
+    const request = parseLeaseRequest(set[0], options, this.#options, {
+      waits: true,
+      autoRenew: false,
+      permits: false,
+    });
+    this.#assertOpen();
+    if (request.signal?.aborted) throw request.signal.reason;
+    const cancel = new Cancellation(set.join(', '), request.waitMs, [
+      request.signal,
+      this.#closing.signal,
+    ]);
+    try {
+      const outcomes = await waitFor<Extract<AcquireOutcome, { acquired: true }>[]>(
+        {
+          listener: this.#listener,
+          pollIntervalMs: this.#options.pollIntervalMs,
+          discard: (late) => {
+            for (const o of late) this.#giveBack(o.lease.key, o.lease.token, o.lease.holder);
+          },
+          leaveQueue: () => {},
+          onRetry: this.#options.onError,
+        },
+        set,
+        request.waitMs,
+        cancel,
+        async () => {
+          const answers = await this.#store.acquireSet(set, request);
+          const granted: Extract<AcquireOutcome, { acquired: true }>[] = [];
+          let retryInMs = Infinity;
+          for (const answer of answers) {
+            const error = answer.acquired ? undefined : mismatch({ key: answer.key }, answer);
+            if (error) throw error;
+            if (answer.acquired) {
+              granted.push(
+                request.mode === 'shared'
+                  ? { ...answer, lease: { ...answer.lease, holder: true } }
+                  : answer,
+              );
+            } else if (answer.holderExpiresInMs !== null) {
+              retryInMs = Math.min(retryInMs, answer.holderExpiresInMs);
+            } else retryInMs = 0;
+          }
+          return granted.length === set.length ? { granted } : { retryInMs, waiter: null };
+        },
+      );
+      return outcomes.map((outcome) => this.#wrap(outcome, request, undefined));
+    } finally {
+      cancel.dispose();
+    }
+  }
+
+  /**
    * Wraps leases that another statement (claiming) just acquired as handles, tracked, renewed
    * and released like any other lease of this instance.
    */
@@ -139,6 +205,11 @@ export class LeaseManager {
     return acquired.map((lease) =>
       this.#track(new LeaseHandle(this.#host, lease, options), undefined),
     );
+  }
+
+  /** Wakes on every announcement (release, new term) of `key`; for observers such as elections. */
+  subscribe(key: string): ReleaseSubscription {
+    return this.#listener.subscribe(key);
   }
 
   /** Stops waiting callers, aborts every held lease's signal, releases them in one statement. */
@@ -151,7 +222,7 @@ export class LeaseManager {
     for (const handle of held) handle.closeLost();
     try {
       await this.#store.releaseAll(
-        held.map((h) => ({ key: h.key, token: h.token })),
+        held.map((h) => ({ key: h.key, token: h.token, holder: h.holder })),
         CLOSE_RELEASE_TIMEOUT_MS,
       );
     } catch (error) {
@@ -167,20 +238,20 @@ export class LeaseManager {
       request.signal,
       this.#closing.signal,
     ]);
+    if (!isPlain(request)) {
+      // Shared and semaphore callers overlap by design: no in-process queue, each asks the
+      // database (which keeps their order in the key's queue).
+      try {
+        const outcome = await acquireWithWait(this.#loopDeps(true), request, cancel);
+        return this.#wrap(outcome, request, undefined);
+      } finally {
+        cancel.dispose();
+      }
+    }
     try {
       const slot = await this.#queue.enter(request.key, cancel);
       try {
-        const outcome = await acquireWithWait(
-          {
-            store: this.#store,
-            listener: this.#listener,
-            pollIntervalMs: this.#options.pollIntervalMs,
-            discard: (late) => this.#giveBack(late.lease.key, late.lease.token),
-            onRetry: this.#options.onError,
-          },
-          request,
-          cancel,
-        );
+        const outcome = await acquireWithWait(this.#loopDeps(false), request, cancel);
         return this.#wrap(outcome, request, slot);
       } catch (error) {
         slot.release();
@@ -191,12 +262,23 @@ export class LeaseManager {
     }
   }
 
+  #loopDeps(holder: boolean): Parameters<typeof acquireWithWait>[0] {
+    return {
+      store: this.#store,
+      listener: this.#listener,
+      pollIntervalMs: this.#options.pollIntervalMs,
+      discard: (late) => this.#giveBack(late.lease.key, late.lease.token, holder),
+      onRetry: this.#options.onError,
+    };
+  }
+
   #wrap(
     outcome: Extract<AcquireOutcome, { acquired: true }>,
     request: LeaseRequest,
-    slot: KeySlot,
+    slot: KeySlot | undefined,
   ): LeaseHandle {
-    const handle = new LeaseHandle(this.#host, outcome.lease, {
+    const lease = isPlain(request) ? outcome.lease : { ...outcome.lease, holder: true };
+    const handle = new LeaseHandle(this.#host, lease, {
       ttlMs: request.ttlMs,
       autoRenew: request.autoRenew,
       sentAt: outcome.sentAt,
@@ -209,7 +291,7 @@ export class LeaseManager {
       // Its deadline passed before it could even be handed out (a very slow acquire): the
       // caller gets a handle whose signal is already aborted; the row goes back at once.
       slot?.release();
-      this.#giveBack(handle.key, handle.token);
+      this.#giveBack(handle.key, handle.token, handle.holder);
       return handle;
     }
     this.#held.set(handle, slot);
@@ -225,11 +307,16 @@ export class LeaseManager {
   }
 
   /** Releases a term nobody will hold, in the background; a failure goes to onError. */
-  #giveBack(key: string, token: bigint): void {
-    this.#store.release(key, token).catch((error: unknown) => this.#options.onError(error));
+  #giveBack(key: string, token: bigint, holder = false): void {
+    this.#store.release(key, token, holder).catch((error: unknown) => this.#options.onError(error));
   }
 
   #assertOpen(): void {
     if (this.#closing.signal.aborted) throw new ClosedError();
   }
+}
+
+/** A plain lease: exclusive, not a semaphore (the coalesced, in-process-queued path). */
+function isPlain(request: { mode: string; permits: number | null }): boolean {
+  return request.mode === 'exclusive' && request.permits === null;
 }

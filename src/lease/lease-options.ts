@@ -1,6 +1,15 @@
 import { InvalidArgumentError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { validateSignal, validateTtl, validateWait, type ResolvedOptions } from '../options.js';
+import {
+  MAX_PERMITS,
+  validateMode,
+  validateSignal,
+  validateTtl,
+  validateWait,
+  validateWholeNumber,
+  type LockMode,
+  type ResolvedOptions,
+} from '../options.js';
 
 /** A lease call's options after validation, defaults filled in. @internal */
 export interface LeaseRequest {
@@ -11,10 +20,21 @@ export interface LeaseRequest {
   signal: AbortSignal | undefined;
   metadata: Record<string, unknown> | undefined;
   metadataJson: string | null;
+  mode: LockMode;
+  /** A semaphore's permit count; null for a plain or shared lease. */
+  permits: number | null;
 }
 
-const LEASE_OPTIONS = new Set(['ttlMs', 'waitMs', 'autoRenew', 'signal', 'metadata']);
-const TRY_OPTIONS = new Set(['ttlMs', 'autoRenew', 'metadata']);
+const LEASE_OPTIONS = new Set([
+  'ttlMs',
+  'waitMs',
+  'autoRenew',
+  'signal',
+  'metadata',
+  'mode',
+  'permits',
+]);
+const TRY_OPTIONS = new Set(['ttlMs', 'autoRenew', 'metadata', 'mode', 'permits']);
 
 /** The safety margin for a TTL: the configured one, else min(1 s, ttl / 10). @internal */
 export function marginFor(options: ResolvedOptions, ttlMs: number): number {
@@ -38,7 +58,7 @@ export function parseLeaseRequest(
   key: unknown,
   raw: unknown,
   defaults: ResolvedOptions,
-  kind: { waits: boolean; autoRenew: boolean },
+  kind: { waits: boolean; autoRenew: boolean; permits?: boolean },
 ): LeaseRequest {
   const validKey = validateKey(key);
   if (raw !== undefined && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) {
@@ -47,6 +67,9 @@ export function parseLeaseRequest(
   const options = (raw ?? {}) as Record<string, unknown>;
   const known = kind.waits ? LEASE_OPTIONS : TRY_OPTIONS;
   for (const name of Object.keys(options)) {
+    if (name === 'permits' && kind.permits === false) {
+      throw new InvalidArgumentError('"permits" does not apply to leaseAll');
+    }
     if (!known.has(name)) {
       throw new InvalidArgumentError(
         kind.waits || !LEASE_OPTIONS.has(name)
@@ -64,7 +87,27 @@ export function parseLeaseRequest(
   }
   const signal = validateSignal(options.signal);
   const { metadata, metadataJson } = parseMetadata(options.metadata);
-  return { key: validKey, ttlMs, waitMs, autoRenew, signal, metadata, metadataJson };
+  const mode = validateMode(options.mode);
+  const permits =
+    options.permits === undefined
+      ? null
+      : validateWholeNumber(options.permits, 'permits', MAX_PERMITS);
+  if (permits !== null && mode === 'shared') {
+    throw new InvalidArgumentError(
+      '"permits" and mode "shared" do not combine: a semaphore\'s permits are its shares',
+    );
+  }
+  return {
+    key: validKey,
+    ttlMs,
+    waitMs,
+    autoRenew,
+    signal,
+    metadata,
+    metadataJson,
+    mode,
+    permits,
+  };
 }
 
 function parseMetadata(metadata: unknown): {

@@ -18,7 +18,15 @@ interface AcquireRow {
 /** What one key's acquire attempt found. @internal */
 export type AcquireOutcome =
   | { acquired: true; lease: AcquiredLease; sentAt: number }
-  | { acquired: false; key: string; holderExpiresInMs: number | null };
+  | {
+      acquired: false;
+      key: string;
+      holderExpiresInMs: number | null;
+      /** The caller's place in the key's queue, when it took or kept one. */
+      waiter?: bigint | null;
+      /** Set when the key is held with another permit count (0: shared): a PermitsMismatchError. */
+      heldPermits?: number;
+    };
 
 export function acquireSql(schema: string): string {
   return `SELECT key, acquired, token::text AS token, acquired_at, expires_at, db_now

@@ -14,6 +14,16 @@ import {
   type ReleaseRow,
   type RenewRow,
 } from './lease-sql.js';
+import {
+  acquireOneParams,
+  acquireOneSql,
+  acquireSetSql,
+  leaveQueueSql,
+  parseKindRow,
+  releaseHoldersSql,
+  renewHoldersSql,
+} from './kind-sql.js';
+import type { LockMode } from '../options.js';
 
 /** One key to acquire. @internal */
 export interface AcquireRequest {
@@ -21,6 +31,17 @@ export interface AcquireRequest {
   ttlMs: number;
   metadata: Record<string, unknown> | undefined;
   metadataJson: string | null;
+  /** Default exclusive. */
+  mode?: LockMode;
+  /** A semaphore's permit count; null or absent for a plain or shared lease. */
+  permits?: number | null;
+}
+
+/** One term to renew or release; `holder` marks a holder of a shared or semaphore key. @internal */
+export interface Term {
+  key: string;
+  token: bigint;
+  holder?: boolean;
 }
 
 /** A renewal answer: the new expiry per term that was still live. @internal */
@@ -71,7 +92,14 @@ export class LeaseStore {
   }
 
   /** Deletes one term of a key; true if it was there. */
-  async release(key: string, token: bigint): Promise<boolean> {
+  async release(key: string, token: bigint, holder = false): Promise<boolean> {
+    if (holder) {
+      const result = await this.#db.query(releaseHoldersSql(this.#db.schema), [
+        [key],
+        [token.toString()],
+      ]);
+      return (result.rowCount ?? 0) > 0;
+    }
     const answer = await this.#releaser.submit({ key, token });
     if (answer !== 'busy') return answer;
     // Its row is locked by someone else (a guarded write in progress): the shared statement
@@ -88,14 +116,74 @@ export class LeaseStore {
    * Deletes many terms in one statement (used by close), within `timeoutMs`; returns how many.
    * A term whose row someone else has locked is left to run out its TTL rather than waited for.
    */
-  async releaseAll(terms: { key: string; token: bigint }[], timeoutMs: number): Promise<number> {
-    if (terms.length === 0) return 0;
-    const result = await this.#db.query<ReleaseRow>(
-      releaseSql(this.#db.schema),
-      releaseParams(terms, true),
-      { timeoutMs },
+  async releaseAll(terms: Term[], timeoutMs: number): Promise<number> {
+    const plain = terms.filter((t) => !t.holder);
+    const holders = terms.filter((t) => t.holder);
+    const [a, b] = await Promise.all([
+      plain.length === 0
+        ? 0
+        : this.#db
+            .query<ReleaseRow>(releaseSql(this.#db.schema), releaseParams(plain, true), {
+              timeoutMs,
+            })
+            .then((r) => r.rows.filter((row) => !row.busy).length),
+      holders.length === 0
+        ? 0
+        : this.#db
+            .query(releaseHoldersSql(this.#db.schema), releaseParams(holders, false).slice(0, 2), {
+              timeoutMs,
+            })
+            .then((r) => r.rowCount ?? 0),
+    ]);
+    return a + b;
+  }
+
+  /**
+   * One attempt at one key of any kind, outside the coalesced batches. With `queueTtlMs`, a
+   * caller that is not granted takes or refreshes (`waiter`) its place in the key's queue.
+   */
+  async acquireOne(
+    request: AcquireRequest,
+    waiter: bigint | null,
+    queueTtlMs: number | null,
+  ): Promise<AcquireOutcome> {
+    const sentAt = performance.now();
+    const result = await this.#db.query<Parameters<typeof parseKindRow>[0]>(
+      acquireOneSql(this.#db.schema),
+      acquireOneParams(
+        this.#owner,
+        {
+          key: request.key,
+          ttlMs: request.ttlMs,
+          metadataJson: request.metadataJson,
+          mode: request.mode ?? 'exclusive',
+          permits: request.permits ?? null,
+        },
+        waiter,
+        queueTtlMs,
+      ),
     );
-    return result.rows.filter((row) => !row.busy).length;
+    const row = result.rows[0];
+    if (!row) throw new Error(`pgfence: acquire_lease returned no row for "${request.key}"`);
+    return parseKindRow(row, request.key, sentAt, request.metadata);
+  }
+
+  /** Every key of `keys` or none, in one statement; one outcome per key, in order. */
+  async acquireSet(
+    keys: readonly string[],
+    request: { ttlMs: number; metadata: unknown; metadataJson: string | null; mode: LockMode },
+  ): Promise<AcquireOutcome[]> {
+    const sentAt = performance.now();
+    const result = await this.#db.query<Parameters<typeof parseKindRow>[0] & { key: string }>(
+      acquireSetSql(this.#db.schema),
+      [keys, this.#owner, request.ttlMs, request.metadataJson, request.mode],
+    );
+    return result.rows.map((row) => parseKindRow(row, row.key, sentAt, request.metadata));
+  }
+
+  /** Leaves a key's queue (a waiter that gave up). */
+  async leaveQueue(waiter: bigint): Promise<void> {
+    await this.#db.query(leaveQueueSql(this.#db.schema), [waiter.toString()]);
   }
 
   /**
@@ -106,19 +194,39 @@ export class LeaseStore {
    * from a dead pooled connection).
    */
   async renew(
-    terms: readonly { key: string; token: bigint; ttlMs: number }[],
+    terms: readonly (Term & { ttlMs: number })[],
     timeoutMs: number,
     options: { skipLocked?: boolean; fresh?: boolean } = {},
   ): Promise<RenewResult> {
     const sentAt = performance.now();
-    const result = await this.#db.query<RenewRow>(
-      renewSql(this.#db.schema),
-      renewParams(terms, options.skipLocked ?? false),
-      { timeoutMs, fresh: options.fresh ?? false },
-    );
+    const plain = terms.filter((t) => !t.holder);
+    const holders = terms.filter((t) => t.holder);
+    const bound = { timeoutMs, fresh: options.fresh ?? false };
+    // Holders of shared and semaphore keys have their own statement (it never waits for a
+    // locked row: a busy term comes back busy).
+    const results = await Promise.all([
+      plain.length === 0
+        ? []
+        : this.#db
+            .query<RenewRow>(
+              renewSql(this.#db.schema),
+              renewParams(plain, options.skipLocked ?? false),
+              bound,
+            )
+            .then((r) => r.rows),
+      holders.length === 0
+        ? []
+        : this.#db
+            .query<RenewRow>(
+              renewHoldersSql(this.#db.schema),
+              renewParams(holders, false).slice(0, 3),
+              bound,
+            )
+            .then((r) => r.rows),
+    ]);
     const expiresAt = new Map<string, Date>();
     const busy = new Set<string>();
-    for (const row of result.rows) {
+    for (const row of results.flat()) {
       if (row.busy) busy.add(termId(row.key, row.token));
       else expiresAt.set(termId(row.key, row.token), row.expires_at);
     }

@@ -17,7 +17,7 @@ const RETRY_PAUSE_MS = 50;
  */
 export async function renewUntil(
   store: LeaseStore,
-  terms: readonly { key: string; token: bigint; ttlMs: number }[],
+  terms: readonly { key: string; token: bigint; ttlMs: number; holder?: boolean }[],
   deadline: number,
   options: { ttlMs: number; skipLocked: boolean; onError: (error: unknown) => void },
 ): Promise<RenewResult | null> {

@@ -90,7 +90,12 @@ export class Renewer {
       earliestDeadline = Math.min(earliestDeadline, lease.deadline);
       shortestTtl = Math.min(shortestTtl, lease.ttlMs);
     }
-    const terms = batch.map((l) => ({ key: l.key, token: l.token, ttlMs: l.ttlMs }));
+    const terms = batch.map((l) => ({
+      key: l.key,
+      token: l.token,
+      ttlMs: l.ttlMs,
+      holder: l.holder,
+    }));
     // Retried on fresh connections until the earliest deadline of the batch: past it, that
     // lease is lost anyway (its handle says so on its own), and the others are due again.
     const result = await renewUntil(this.#store, terms, earliestDeadline, {

@@ -38,33 +38,71 @@ export function validateReapOptions(options: ReapOptions | undefined): number {
  */
 function reapBatchSql(schema: string): string {
   const leases = qualified(schema, 'leases');
-  return `DELETE FROM ${leases} AS l
-WHERE l.key = ANY (ARRAY(
-        SELECT e.key FROM ${leases} e
-        WHERE e.expires_at <= clock_timestamp()
-        ORDER BY e.expires_at
-        LIMIT $1
-        FOR UPDATE SKIP LOCKED))
-  AND l.expires_at <= clock_timestamp()`;
+  const holders = qualified(schema, 'lease_holders');
+  const waiters = qualified(schema, 'lease_waiters');
+  // The holders of shared and semaphore keys (each its own row, its own expiry) and the places
+  // of waiters that stopped asking go the same way, under the same rules, in the same statement.
+  return `WITH gone_leases AS (
+  DELETE FROM ${leases} AS l
+  WHERE l.key = ANY (ARRAY(
+          SELECT e.key FROM ${leases} e
+          WHERE e.expires_at <= clock_timestamp()
+          ORDER BY e.expires_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED))
+    AND l.expires_at <= clock_timestamp()
+  RETURNING 1
+), gone_holders AS (
+  DELETE FROM ${holders} AS h
+  WHERE (h.key, h.token) IN (
+          SELECT e.key, e.token FROM ${holders} e
+          WHERE e.expires_at <= clock_timestamp()
+          ORDER BY e.expires_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED)
+    AND h.expires_at <= clock_timestamp()
+  RETURNING 1
+), gone_waiters AS (
+  DELETE FROM ${waiters} AS w
+  WHERE w.id IN (
+          SELECT e.id FROM ${waiters} e
+          WHERE e.expires_at <= clock_timestamp()
+          ORDER BY e.expires_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED)
+    AND w.expires_at <= clock_timestamp()
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone_leases)::int AS leases,
+       (SELECT count(*) FROM gone_holders)::int AS holders,
+       (SELECT count(*) FROM gone_waiters)::int AS waiters`;
 }
 
 /**
  * Runs one batch in its own short transaction on `client`, with a statement timeout, and
- * returns how many rows it deleted. @internal
+ * returns how many leases and holders it deleted, and whether any table had a full batch
+ * (more may be waiting). @internal
  */
 export async function reapBatch(
   client: BoundedClient,
   schema: string,
   batchSize: number,
-): Promise<number> {
+): Promise<{ deleted: number; full: boolean }> {
   // One round trip: the settings are constants, and both end with the transaction.
   await client.query(
     `BEGIN; SET LOCAL statement_timeout = ${REAP_STATEMENT_TIMEOUT_MS}; SET LOCAL synchronous_commit = off`,
   );
   try {
-    const result = await client.query(reapBatchSql(schema), [batchSize]);
+    const result = await client.query<{ leases: number; holders: number; waiters: number }>(
+      reapBatchSql(schema),
+      [batchSize],
+    );
     await client.query('COMMIT');
-    return result.rowCount ?? 0;
+    const row = result.rows[0] ?? { leases: 0, holders: 0, waiters: 0 };
+    return {
+      deleted: row.leases + row.holders,
+      full: Math.max(row.leases, row.holders, row.waiters) >= batchSize,
+    };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;
@@ -84,9 +122,9 @@ export async function reapOn(
   let total = 0;
   for (;;) {
     const started = performance.now();
-    const deleted = await reapBatch(client, schema, batchSize);
+    const { deleted, full } = await reapBatch(client, schema, batchSize);
     total += deleted;
-    if (deleted < batchSize || signal?.aborted) return total;
+    if (!full || signal?.aborted) return total;
     // Rest as long as the batch took before the next one: the reaper then uses at most half
     // of the time (and of the WAL and I/O) it could, and acquirers' latency stays flat while
     // a large backlog is deleted (measured in bench/, scenario 4).

@@ -31,13 +31,20 @@ describe('inspect', () => {
     const { leases } = await t.fence.inspect();
     expect(leases.map((l) => l.key)).toEqual(['job:1', 'job:2']);
     const [mine, theirs] = leases;
-    expect(mine).toEqual({
-      key: 'job:1',
+    const holder = {
       owner: t.fence.owner,
       token: lease!.token,
       acquiredAt: expect.any(Date),
       expiresAt: lease!.expiresAt,
       metadata: null,
+    };
+    expect(mine).toEqual({
+      key: 'job:1',
+      mode: 'exclusive',
+      permits: null,
+      ...holder,
+      holders: [holder],
+      waiters: 0,
     });
     expect(typeof theirs!.token).toBe('bigint');
     expect(theirs!.token).toBeGreaterThan(mine!.token);

@@ -16,6 +16,17 @@ export interface CheckerFigures {
   perHolder: Record<string, number>;
   /** Entries per key and holder prefix (the part before the first "/"), for fairness checks. */
   perKeyAndProcess: Record<string, Record<string, number>>;
+  /** The most holders a key had at once (semaphores). */
+  maxInside: Record<string, number>;
+  /**
+   * Entries that broke shared/exclusive rules: an exclusive entry while anyone was inside, a
+   * shared entry while an exclusive holder was inside (entries without a mode are exclusive).
+   */
+  modeConflicts: Record<string, number>;
+  /** Tokens recorded more than once for a key. */
+  duplicateTokens: number;
+  /** Exclusive entries whose token was not larger than every token recorded before for the key. */
+  exclusiveRegressions: Record<string, number>;
 }
 
 /** Creates the checker's table in a schema of its own; returns that schema's name. */
@@ -30,7 +41,8 @@ export async function createChecker(url: string): Promise<string> {
       key    text   NOT NULL,
       holder text   NOT NULL,
       kind   text   NOT NULL CHECK (kind IN ('enter', 'exit')),
-      token  bigint
+      token  bigint,
+      mode   text
     )`);
   } finally {
     await client.end();
@@ -75,10 +87,15 @@ export class CheckerClient {
     return next;
   }
 
-  async enter(key: string, holder: string, token?: bigint): Promise<void> {
+  async enter(
+    key: string,
+    holder: string,
+    token?: bigint,
+    mode?: 'shared' | 'exclusive',
+  ): Promise<void> {
     await this.#run(
-      `INSERT INTO ${this.#schema}.events (key, holder, kind, token) VALUES ($1, $2, 'enter', $3)`,
-      [key, holder, token === undefined ? null : token.toString()],
+      `INSERT INTO ${this.#schema}.events (key, holder, kind, token, mode) VALUES ($1, $2, 'enter', $3, $4)`,
+      [key, holder, token === undefined ? null : token.toString(), mode ?? null],
     );
   }
 
@@ -98,30 +115,62 @@ export class CheckerClient {
 export async function analyseChecker(url: string, schema: string): Promise<CheckerFigures> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  let rows: { key: string; holder: string; kind: string; token: string | null }[];
+  let rows: {
+    key: string;
+    holder: string;
+    kind: string;
+    token: string | null;
+    mode: string | null;
+  }[];
   try {
     ({ rows } = await client.query(
-      `SELECT key, holder, kind, token::text AS token FROM ${schema}.events ORDER BY seq`,
+      `SELECT key, holder, kind, token::text AS token, mode FROM ${schema}.events ORDER BY seq`,
     ));
   } finally {
     await client.end();
   }
   const inside = new Map<string, Set<string>>();
+  const exclusiveInside = new Map<string, Set<string>>();
   const lastToken = new Map<string, bigint>();
+  const maxToken = new Map<string, bigint>();
+  const tokens = new Map<string, Set<bigint>>();
   const figures: CheckerFigures = {
     acquisitions: 0,
     overlaps: 0,
     regressions: 0,
     perHolder: {},
     perKeyAndProcess: {},
+    maxInside: {},
+    modeConflicts: {},
+    duplicateTokens: 0,
+    exclusiveRegressions: {},
   };
   for (const row of rows) {
     let holders = inside.get(row.key);
     if (!holders) inside.set(row.key, (holders = new Set()));
+    let exclusive = exclusiveInside.get(row.key);
+    if (!exclusive) exclusiveInside.set(row.key, (exclusive = new Set()));
     if (row.kind === 'enter') {
       figures.acquisitions += 1;
       if (holders.size > 0) figures.overlaps += 1;
+      const isShared = row.mode === 'shared';
+      const conflict = isShared ? exclusive.size > 0 : holders.size > 0;
+      figures.modeConflicts[row.key] = (figures.modeConflicts[row.key] ?? 0) + (conflict ? 1 : 0);
       holders.add(row.holder);
+      if (!isShared) exclusive.add(row.holder);
+      figures.maxInside[row.key] = Math.max(figures.maxInside[row.key] ?? 0, holders.size);
+      if (row.token !== null) {
+        const token = BigInt(row.token);
+        let seen = tokens.get(row.key);
+        if (!seen) tokens.set(row.key, (seen = new Set()));
+        if (seen.has(token)) figures.duplicateTokens += 1;
+        seen.add(token);
+        const max = maxToken.get(row.key);
+        const regression = !isShared && max !== undefined && token <= max;
+        figures.exclusiveRegressions[row.key] =
+          (figures.exclusiveRegressions[row.key] ?? 0) + (regression ? 1 : 0);
+        if (max === undefined || token > max) maxToken.set(row.key, token);
+      }
       figures.perHolder[row.holder] = (figures.perHolder[row.holder] ?? 0) + 1;
       const process = row.holder.split('/')[0]!;
       const perKey = (figures.perKeyAndProcess[row.key] ??= {});
@@ -134,6 +183,7 @@ export async function analyseChecker(url: string, schema: string): Promise<Check
       }
     } else {
       holders.delete(row.holder);
+      exclusive.delete(row.holder);
     }
   }
   return figures;

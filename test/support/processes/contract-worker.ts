@@ -6,7 +6,7 @@ import { CheckerClient } from '../mutex-checker.js';
 import { sleep } from '../wait.js';
 
 interface Config {
-  kind: 'lease' | 'advisory';
+  kind: 'lease' | 'advisory' | 'semaphore' | 'lease-set' | 'election';
   url: string;
   schema: string;
   checker: string;
@@ -36,10 +36,22 @@ async function caller(index: number): Promise<void> {
       // Every fifth round only tries, so try-acquire is checked under contention too.
       const useTry = round % 5 === 0;
       let handle: { release(): Promise<boolean>; token?: bigint } | null;
-      if (config.kind === 'lease') {
+      if (config.kind === 'lease' || config.kind === 'semaphore') {
+        const kind = config.kind === 'semaphore' ? { permits: 1 } : {};
         handle = useTry
-          ? await fence.tryLease(key, { ttlMs: 10_000 })
-          : await fence.lease(key, { ttlMs: 10_000, waitMs: 30_000 });
+          ? await fence.tryLease(key, { ttlMs: 10_000, ...kind })
+          : await fence.lease(key, { ttlMs: 10_000, waitMs: 30_000, ...kind });
+      } else if (config.kind === 'lease-set') {
+        handle = useTry
+          ? await fence
+              .leaseAll([key], { ttlMs: 10_000, waitMs: 0 })
+              .then((l) => l[0]!)
+              .catch(() => null)
+          : (await fence.leaseAll([key], { ttlMs: 10_000, waitMs: 30_000 }))[0]!;
+      } else if (config.kind === 'election') {
+        handle = useTry
+          ? await fence.campaign(key, { ttlMs: 10_000, waitMs: 0 }).catch(() => null)
+          : await fence.campaign(key, { ttlMs: 10_000, waitMs: 30_000 });
       } else {
         handle = useTry ? await fence.tryLock(key) : await fence.lock(key, { waitMs: 30_000 });
       }
@@ -49,7 +61,7 @@ async function caller(index: number): Promise<void> {
         continue;
       }
       acquisitions += 1;
-      await checker.enter(key, holder, config.kind === 'lease' ? handle.token : undefined);
+      await checker.enter(key, holder, config.kind === 'advisory' ? undefined : handle.token);
       await sleep(Math.random() * config.holdMs);
       await checker.exit(key, holder);
       const released = await handle.release();

@@ -1,0 +1,111 @@
+import { qualified } from '../db/identifiers.js';
+import type { LockMode } from '../options.js';
+import type { AcquireOutcome } from './lease-sql.js';
+
+// The statements behind shared leases, semaphores, lease sets and the waiter queue, each one
+// round trip to a function of migration 1764130000005. int8 columns are read as text and
+// become bigint here, once.
+
+/** One row of `acquire_lease` or `acquire_lease_set`. */
+interface KindRow {
+  key?: string;
+  acquired: boolean;
+  token: string | null;
+  acquired_at: Date | null;
+  expires_at: Date | null;
+  db_now: Date;
+  waiter?: string | null;
+  conflict: string | null;
+  held_permits: number | null;
+}
+
+/** One key, any kind; the caller's place in the key's queue comes back with the answer. */
+export function acquireOneSql(schema: string): string {
+  return `SELECT acquired, token::text AS token, acquired_at, expires_at, db_now,
+                 waiter::text AS waiter, conflict, held_permits
+          FROM ${qualified(schema, 'acquire_lease')}($1::text, $2::text, $3::float8, $4::jsonb,
+                 $5::text, $6::int4, $7::int8, $8::float8)`;
+}
+
+export function acquireOneParams(
+  owner: string,
+  request: {
+    key: string;
+    ttlMs: number;
+    metadataJson: string | null;
+    mode: LockMode;
+    permits: number | null;
+  },
+  waiter: bigint | null,
+  queueTtlMs: number | null,
+): unknown[] {
+  return [
+    request.key,
+    owner,
+    request.ttlMs,
+    request.metadataJson,
+    request.mode,
+    request.permits,
+    waiter === null ? null : waiter.toString(),
+    queueTtlMs,
+  ];
+}
+
+/** Every key or none, in one statement. */
+export function acquireSetSql(schema: string): string {
+  return `SELECT key, acquired, token::text AS token, acquired_at, expires_at, db_now,
+                 conflict, held_permits
+          FROM ${qualified(schema, 'acquire_lease_set')}($1::text[], $2::text, $3::float8,
+                 $4::jsonb, $5::text)`;
+}
+
+/**
+ * What one row says. Not granted: `holderExpiresInMs` is how long the thing in the way has
+ * left by the database clock, `Infinity` when only a wake-up (a release) can help, 0 when the
+ * key is busy for a moment.
+ */
+export function parseKindRow(
+  row: KindRow,
+  key: string,
+  sentAt: number,
+  metadata: unknown,
+): AcquireOutcome {
+  if (row.acquired && row.token !== null && row.acquired_at && row.expires_at) {
+    return {
+      acquired: true,
+      sentAt,
+      lease: {
+        key,
+        token: BigInt(row.token),
+        acquiredAt: row.acquired_at,
+        expiresAt: row.expires_at,
+        ...(metadata === undefined ? {} : { metadata }),
+      },
+    };
+  }
+  const left = row.expires_at
+    ? Math.max(0, row.expires_at.getTime() - row.db_now.getTime())
+    : Infinity;
+  return {
+    acquired: false,
+    key,
+    holderExpiresInMs: left,
+    waiter: row.waiter === undefined || row.waiter === null ? null : BigInt(row.waiter),
+    ...(row.conflict === 'permits' ? { heldPermits: row.held_permits ?? 0 } : {}),
+  };
+}
+
+/** One row of `renew_lease_holders` (the same shape as `renew_leases`'). */
+export function renewHoldersSql(schema: string): string {
+  return `SELECT key, token::text AS token, expires_at, busy
+          FROM ${qualified(schema, 'renew_lease_holders')}($1::text[], $2::bigint[], $3::float8[])`;
+}
+
+export function releaseHoldersSql(schema: string): string {
+  return `SELECT key, token::text AS token, false AS busy
+          FROM ${qualified(schema, 'release_lease_holders')}($1::text[], $2::bigint[])`;
+}
+
+export function leaveQueueSql(schema: string): string {
+  return `SELECT ${qualified(schema, 'leave_lease_queue')}($1::int8)`;
+}
