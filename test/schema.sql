@@ -197,6 +197,13 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
         key := v_key;
         db_now := v_now;
         acquired := false;
+        IF EXISTS (SELECT 1 FROM "pgfence".lease_waiters w
+                   WHERE w.key = v_key AND w.expires_at > v_now) THEN
+          -- Callers already waiting in the key's queue go first: this one joins the queue.
+          SELECT l.expires_at INTO expires_at FROM "pgfence".leases l WHERE l.key = v_key;
+          RETURN NEXT;
+          RETURN;
+        END IF;
         SELECT l.expires_at INTO v_expires FROM "pgfence".leases l WHERE l.key = v_key;
         IF NOT FOUND THEN
           -- Free. The token is drawn now, under the key's serialisation lock.
@@ -264,6 +271,9 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
         WHERE NOT EXISTS (
           SELECT 1 FROM "pgfence".leases l
           WHERE l.key = w.k AND (l.expires_at > v_now OR l.key <> ALL (v_locked))
+        )
+        AND NOT EXISTS (
+          SELECT 1 FROM "pgfence".lease_waiters q WHERE q.key = w.k AND q.expires_at > v_now
         )
       ),
       taken AS (

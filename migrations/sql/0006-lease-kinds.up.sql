@@ -432,3 +432,141 @@ BEGIN
   END LOOP;
 END
 $fn$;
+
+-- acquire_leases (version 3's, with next_token()), now fair to waiters: a key whose queue has
+-- live waiters is not granted to a caller outside it. The caller then takes its place at the
+-- back (acquire_lease), so a process that releases a key and asks again at once does not
+-- re-take it ahead of the callers, in other processes, that were waiting for it. Uncontended,
+-- this is one probe of an empty index.
+CREATE OR REPLACE FUNCTION :PGFENCE_SCHEMA.acquire_leases(
+  p_keys text[], p_owner text, p_ttl_ms double precision[], p_metadata jsonb[]
+) RETURNS TABLE (
+  key text, acquired boolean, token bigint, acquired_at timestamptz,
+  expires_at timestamptz, db_now timestamptz
+)
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
+AS $fn$
+    #variable_conflict use_column
+    DECLARE
+      v_lock integer;
+      v_now timestamptz;
+      v_locked text[];
+      v_key text;
+      v_expires timestamptz;
+    BEGIN
+      IF p_keys IS NULL OR p_owner IS NULL OR p_ttl_ms IS NULL
+         OR cardinality(p_ttl_ms) <> cardinality(p_keys)
+         OR (p_metadata IS NOT NULL AND cardinality(p_metadata) <> cardinality(p_keys)) THEN
+        RAISE EXCEPTION 'acquire_leases: keys, ttls and metadata must be arrays of one length'
+          USING ERRCODE = '22023';
+      END IF;
+      PERFORM set_config('synchronous_commit', 'on', true);
+      IF cardinality(p_keys) > 32 THEN
+        PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+      END IF;
+      IF cardinality(p_keys) = 1 THEN
+        -- One key, the common case (an uncontended lease, a waiter's retry): the same rules as
+        -- below in a few index lookups, which costs about half the set-based statement.
+        v_key := p_keys[1];
+        PERFORM pg_advisory_xact_lock(:PGFENCE_ACQUIRE_CLASS_ID, hashtext(v_key));
+        v_now := clock_timestamp();
+        key := v_key;
+        db_now := v_now;
+        acquired := false;
+        IF EXISTS (SELECT 1 FROM :PGFENCE_SCHEMA.lease_waiters w
+                   WHERE w.key = v_key AND w.expires_at > v_now) THEN
+          -- Callers already waiting in the key's queue go first: this one joins the queue.
+          SELECT l.expires_at INTO expires_at FROM :PGFENCE_SCHEMA.leases l WHERE l.key = v_key;
+          RETURN NEXT;
+          RETURN;
+        END IF;
+        SELECT l.expires_at INTO v_expires FROM :PGFENCE_SCHEMA.leases l WHERE l.key = v_key;
+        IF NOT FOUND THEN
+          -- Free. The token is drawn now, under the key's serialisation lock.
+          INSERT INTO :PGFENCE_SCHEMA.leases AS l (key, owner, token, acquired_at, expires_at, metadata)
+          VALUES (v_key, p_owner, :PGFENCE_SCHEMA.next_token(), v_now,
+                  v_now + p_ttl_ms[1] * interval '1 millisecond', p_metadata[1])
+          ON CONFLICT ON CONSTRAINT leases_pkey DO NOTHING
+          RETURNING l.token, l.acquired_at, l.expires_at INTO token, acquired_at, expires_at;
+          acquired := FOUND;
+          IF NOT acquired THEN
+            SELECT l.expires_at INTO expires_at FROM :PGFENCE_SCHEMA.leases l WHERE l.key = v_key;
+          END IF;
+          RETURN NEXT;
+          RETURN;
+        END IF;
+        expires_at := v_expires;
+        IF v_expires > v_now THEN
+          RETURN NEXT; -- live: the holder's expiry times the caller's next attempt
+          RETURN;
+        END IF;
+        -- Expired. Busy if someone else has its row locked (see the set-based path below).
+        PERFORM 1 FROM :PGFENCE_SCHEMA.leases l WHERE l.key = v_key FOR NO KEY UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+          RETURN NEXT;
+          RETURN;
+        END IF;
+        UPDATE :PGFENCE_SCHEMA.leases AS l
+        SET owner = p_owner, token = :PGFENCE_SCHEMA.next_token(), acquired_at = v_now,
+            expires_at = v_now + p_ttl_ms[1] * interval '1 millisecond', metadata = p_metadata[1]
+        WHERE l.key = v_key AND l.expires_at <= v_now
+        RETURNING l.token, l.acquired_at, l.expires_at INTO token, acquired_at, expires_at;
+        acquired := FOUND;
+        IF NOT acquired THEN
+          expires_at := v_expires;
+        END IF;
+        RETURN NEXT;
+        RETURN;
+      END IF;
+      -- Ordered by the lock taken, not by key: keys whose hashtext collide share a lock, and
+      -- ordering them by text would take that lock at different places in two batches.
+      FOR v_lock IN
+        SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1
+      LOOP
+        PERFORM pg_advisory_xact_lock(:PGFENCE_ACQUIRE_CLASS_ID, v_lock);
+      END LOOP;
+      v_now := clock_timestamp();
+      -- An expired row that someone else has locked (a guarded write holding is_current's FOR
+      -- SHARE, a renewal, release or reap in flight) is busy: it is reported as not acquired, to
+      -- be tried again, instead of waited for. Waiting here would hold up every other key of the
+      -- batch (other callers' requests) and keep their serialisation locks taken meanwhile.
+      v_locked := ARRAY(
+        SELECT l.key FROM :PGFENCE_SCHEMA.leases l
+        WHERE l.key = ANY (p_keys) AND l.expires_at <= v_now
+        FOR NO KEY UPDATE SKIP LOCKED);
+
+      RETURN QUERY
+      WITH wanted AS (
+        SELECT DISTINCT ON (u.k) u.k, u.ttl, u.md
+        FROM unnest(p_keys, p_ttl_ms, coalesce(p_metadata, array_fill(NULL::jsonb, ARRAY[cardinality(p_keys)])))
+          AS u(k, ttl, md)
+        ORDER BY u.k
+      ),
+      free AS (
+        SELECT w.* FROM wanted w
+        WHERE NOT EXISTS (
+          SELECT 1 FROM :PGFENCE_SCHEMA.leases l
+          WHERE l.key = w.k AND (l.expires_at > v_now OR l.key <> ALL (v_locked))
+        )
+        AND NOT EXISTS (
+          SELECT 1 FROM :PGFENCE_SCHEMA.lease_waiters q WHERE q.key = w.k AND q.expires_at > v_now
+        )
+      ),
+      taken AS (
+        INSERT INTO :PGFENCE_SCHEMA.leases AS l (key, owner, token, acquired_at, expires_at, metadata)
+        SELECT f.k, p_owner, :PGFENCE_SCHEMA.next_token(), v_now,
+               v_now + f.ttl * interval '1 millisecond', f.md
+        FROM free f
+        ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE
+          SET owner = EXCLUDED.owner, token = EXCLUDED.token, acquired_at = EXCLUDED.acquired_at,
+              expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata
+          WHERE l.expires_at <= v_now
+        RETURNING l.key, l.token, l.acquired_at, l.expires_at
+      )
+      SELECT w.k, t.key IS NOT NULL, t.token, t.acquired_at,
+             coalesce(t.expires_at, (SELECT l.expires_at FROM :PGFENCE_SCHEMA.leases l WHERE l.key = w.k)),
+             v_now
+      FROM wanted w LEFT JOIN taken t ON t.key = w.k;
+    END
+    $fn$;

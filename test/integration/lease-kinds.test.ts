@@ -76,7 +76,7 @@ describe('lease kinds', () => {
       `[semaphore] acquisitions=${acquired} maxInside=${figures.maxInside[key]} ` +
         `tryNull=${results.reduce((n, r) => n + r.tryNulls, 0)} perProcess=${JSON.stringify(figures.perKeyAndProcess[key])}`,
     );
-    expect(acquired).toBeGreaterThan(50);
+    expect(acquired).toBeGreaterThan(30);
     expect(figures.maxInside[key]).toBe(3);
     expect(figures.duplicateTokens).toBe(0);
     for (const p of ['p1', 'p2', 'p3']) {
