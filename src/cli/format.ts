@@ -26,6 +26,16 @@ export function inspectionJson(inspection: Inspection): unknown {
       acquiredAt: l.acquiredAt.toISOString(),
       expiresAt: l.expiresAt.toISOString(),
       metadata: l.metadata ?? null,
+      mode: l.mode,
+      permits: l.permits,
+      holders: l.holders.map((h) => ({
+        owner: h.owner,
+        token: h.token.toString(),
+        acquiredAt: h.acquiredAt.toISOString(),
+        expiresAt: h.expiresAt.toISOString(),
+        metadata: h.metadata ?? null,
+      })),
+      waiters: l.waiters,
     })),
     advisory: inspection.advisory.map((a) => ({
       key: a.key === null ? null : a.key.toString(),
@@ -44,15 +54,20 @@ export function inspectionText(inspection: Inspection): string {
     parts.push('no live leases');
   } else {
     parts.push(
+      // One row per holder: a shared or semaphore key has several, each with its own token.
       table([
-        ['KEY', 'TOKEN', 'OWNER', 'ACQUIRED', 'EXPIRES'],
-        ...inspection.leases.map((l) => [
-          l.key,
-          l.token.toString(),
-          l.owner,
-          l.acquiredAt.toISOString(),
-          l.expiresAt.toISOString(),
-        ]),
+        ['KEY', 'TOKEN', 'OWNER', 'ACQUIRED', 'EXPIRES', 'MODE', 'WAITERS'],
+        ...inspection.leases.flatMap((l) =>
+          l.holders.map((h) => [
+            l.key,
+            h.token.toString(),
+            h.owner,
+            h.acquiredAt.toISOString(),
+            h.expiresAt.toISOString(),
+            l.mode === 'semaphore' ? `semaphore ${l.holders.length}/${l.permits}` : l.mode,
+            String(l.waiters),
+          ]),
+        ),
       ]),
     );
   }

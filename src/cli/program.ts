@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo, registerDemoWorker } from './commands/demo.js';
+import { registerLeader } from './commands/leader.js';
 import { registerLs } from './commands/ls.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerReap } from './commands/reap.js';
@@ -31,6 +32,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerDemo(program, done);
   registerRun(program, done);
   registerLs(program, done);
+  registerLeader(program, done);
   registerMigrate(program, done);
   registerReap(program, done);
   registerRelease(program, done);

@@ -14,6 +14,8 @@ interface RunFlags extends ConnectionFlags {
   wait: string;
   grace: string;
   advisory?: boolean;
+  permits?: string;
+  shared?: boolean;
 }
 
 /** Signals passed on to the command, so `kill <pgfence pid>` reaches it as it would reach it alone. */
@@ -53,6 +55,8 @@ export function registerRun(program: Command, done: (code: number) => void): voi
       )
       .option('--grace <duration>', 'after a lost lease, time between SIGTERM and SIGKILL', '10s')
       .option('--advisory', 'take a session advisory lock instead of a lease (no token, no TTL)')
+      .option('--permits <n>', 'a semaphore: at most n holders of the key at once')
+      .option('--shared', 'a shared lease: overlaps other --shared holders, never an exclusive one')
       .addHelpText(
         'after',
         `
@@ -67,6 +71,17 @@ ${CANNOT_START} the command could not be started; ${EXIT.UNAVAILABLE} no databas
     const graceMs = parseDuration(flags.grace, '--grace');
     if (ttlMs <= 0) throw new UsageError('--ttl must be above 0');
     if (key.length === 0) throw new UsageError('the key must not be empty');
+    const permits = parsePermits(flags.permits);
+    if (flags.advisory && (permits !== undefined || flags.shared)) {
+      throw new UsageError('--permits and --shared apply to leases, not to --advisory');
+    }
+    if (permits !== undefined && flags.shared) {
+      throw new UsageError('--permits and --shared do not combine');
+    }
+    const kind = {
+      ...(permits === undefined ? {} : { permits }),
+      ...(flags.shared ? { mode: 'shared' as const } : {}),
+    };
     const [file, ...args] = command;
     if (!file) throw new UsageError('run needs a command after the key');
 
@@ -75,7 +90,12 @@ ${CANNOT_START} the command could not be started; ${EXIT.UNAVAILABLE} no databas
       // A database out of reach at start is exit 69 within the connect bound, whatever --wait
       // says; once it answered, a loss while waiting is retried until --wait and reported.
       await assertReachable(open);
-      const held = await acquire(open, key, { ttlMs, waitMs, advisory: flags.advisory === true });
+      const held = await acquire(open, key, {
+        ttlMs,
+        waitMs,
+        advisory: flags.advisory === true,
+        kind,
+      });
       if (held === null) {
         throw new CliError(`"${key}" is held elsewhere`, EXIT.NOT_ACQUIRED);
       }
@@ -106,7 +126,12 @@ type Held = { kind: 'lease'; handle: Lease } | { kind: 'advisory'; handle: Advis
 async function acquire(
   open: OpenFence,
   key: string,
-  options: { ttlMs: number; waitMs: number; advisory: boolean },
+  options: {
+    ttlMs: number;
+    waitMs: number;
+    advisory: boolean;
+    kind: { permits?: number; mode?: 'shared' };
+  },
 ): Promise<Held | null> {
   // Ctrl-C while waiting ends the wait; the lock is then never taken.
   const interrupted = new AbortController();
@@ -126,6 +151,7 @@ async function acquire(
       return handle && { kind: 'advisory', handle };
     }
     const lease = {
+      ...options.kind,
       ttlMs: options.ttlMs,
       autoRenew: true,
       metadata: { command: 'pgfence run', host: hostname(), pid: process.pid },
@@ -196,4 +222,12 @@ async function runHolding(
   if (lost) return EXIT.LOST;
   if (outcome.signal) return 128 + (constants.signals[outcome.signal] ?? 0);
   return outcome.code ?? EXIT.FAILED;
+}
+
+function parsePermits(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,7}$/.test(value) || Number(value) < 1) {
+    throw new UsageError(`--permits takes a whole number of at least 1, got "${value}"`);
+  }
+  return Number(value);
 }
