@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { registerDemo, registerDemoWorker } from './commands/demo.js';
+import { registerDemo } from './commands/demo.js';
 import { registerLeader } from './commands/leader.js';
 import { registerLs } from './commands/ls.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -36,7 +36,6 @@ export async function runCli(argv: string[]): Promise<number> {
   registerMigrate(program, done);
   registerReap(program, done);
   registerRelease(program, done);
-  registerDemoWorker(program, done);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;

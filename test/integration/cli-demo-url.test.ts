@@ -1,14 +1,14 @@
-// `pgfence demo --quick --url <the suite's server>` (PostgreSQL 15 in CI's second run, the
+// The demo with `--quick --url <the suite's server>` (PostgreSQL 15 in CI's second run, the
 // embedded 18 otherwise), with plain log output as when stdout is not a terminal: the summary
 // must pass and the demo's schema must be gone afterwards.
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { testUrl } from '../support/database.js';
-import { cli } from '../support/cli.js';
+import { demo } from '../support/cli.js';
 
-describe('pgfence demo --url', () => {
+describe('the demo with --url', () => {
   it('works in a schema of its own on the given server, prints a verified summary and drops the schema', async () => {
-    const run = await cli(['demo', '--quick', '--url', testUrl(), '--jobs', '40']).finished;
+    const run = await demo(['--quick', '--url', testUrl(), '--jobs', '40']).finished;
     expect(run.stderr).toBe('');
     const out = run.stdout;
     expect(out).toMatch(/^ {2}jobs {11}40\/40 done exactly once \(0 twice, 0 never\)$/m);

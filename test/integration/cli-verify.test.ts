@@ -3,8 +3,8 @@
 // critical sections, no stale write refused, no takeover, a killed worker's job left undone).
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDemoTables } from '../../src/cli/demo/tables.js';
-import { verifyDemo } from '../../src/cli/demo/verify.js';
+import { createDemoTables } from '../../examples/demo/tables.js';
+import { verifyDemo } from '../../examples/demo/verify.js';
 import { testUrl, uniqueSchema } from '../support/database.js';
 
 let pool: pg.Pool;

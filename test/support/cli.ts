@@ -15,10 +15,19 @@ import { startScript, type Finished } from './spawn.js';
 
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.ts');
 
+/** The demo's entry point: `npm run demo` runs it the same way (it is not part of the package). */
+export const DEMO = join(dirname(fileURLToPath(import.meta.url)), '../../examples/demo/main.ts');
+
 /** Starts `pgfence …` with only the connection the test gives it (no stray DATABASE_URL / PG*). */
 export function cli(args: string[], env: Record<string, string> = {}) {
   const clean: Record<string, string> = { DATABASE_URL: '', PGHOST: '', PGPORT: '', ...env };
   return startScript(CLI, args, clean);
+}
+
+/** Starts the demo (`npm run demo -- …`), with only the connection the test gives it. */
+export function demo(args: string[], env: Record<string, string> = {}) {
+  const clean: Record<string, string> = { DATABASE_URL: '', PGHOST: '', PGPORT: '', ...env };
+  return startScript(DEMO, args, clean);
 }
 
 /** Runs `pgfence …` to completion. */

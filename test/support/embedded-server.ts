@@ -11,7 +11,7 @@ import {
   removeStaleDirs,
   stopPostmaster,
   waitForExit,
-} from '../../src/cli/demo/postgres-process.js';
+} from './postgres-process.js';
 import { sleep } from './wait.js';
 
 export const DIR_PREFIX = 'pgfence-pg-';

@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { openFence } from '../connection.js';
-import { EXIT } from '../exit-codes.js';
+import { openFence } from '../../src/cli/connection.js';
+import { EXIT } from '../../src/cli/exit-codes.js';
 import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
 import type { DemoPlan } from './plan.js';
 import type { DemoEvent, DemoState } from './state.js';

