@@ -20,7 +20,7 @@ export {
 } from './errors.js';
 export { isLockError } from './error-brand.js';
 export type { LockErrorCode } from './errors.js';
-export type { PgFenceOptions, LockMode } from './options.js';
+export type { PgFenceOptions, PgFenceConnection, PgFenceSettings, LockMode } from './options.js';
 export type { MigrateOptions, MigrationRun } from './schema/migrate.js';
 export type {
   PgFence,

@@ -4,11 +4,26 @@ import type pg from 'pg';
 import { InvalidArgumentError } from './errors.js';
 
 /** Everything `createPgFence` accepts: the connection and every option, side by side. */
-export interface PgFenceOptions {
-  /** A `pg.Pool` the caller already has. pgfence borrows clients from it and never ends it. */
-  pool?: pg.Pool;
-  /** A connection string; pgfence then opens its own pool and closes it in `close()`. */
-  connectionString?: string;
+export type PgFenceOptions = PgFenceConnection & PgFenceSettings;
+
+/**
+ * The connection: exactly one of `pool` and `connectionString`, so that `createPgFence({})`
+ * does not compile (and is refused at run time, for JavaScript callers).
+ */
+export type PgFenceConnection =
+  | {
+      /** A `pg.Pool` the caller already has. pgfence borrows clients from it and never ends it. */
+      pool: pg.Pool;
+      connectionString?: never;
+    }
+  | {
+      /** A connection string; pgfence then opens its own pool and closes it in `close()`. */
+      connectionString: string;
+      pool?: never;
+    };
+
+/** Every option of `createPgFence` besides the connection. */
+export interface PgFenceSettings {
   /** Size of the pool pgfence opens for `connectionString`. Default 10. */
   poolSize?: number;
   /** Schema holding pgfence's tables and functions: a plain lower-case identifier. Default `pgfence`. */

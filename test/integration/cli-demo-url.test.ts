@@ -35,5 +35,5 @@ describe('the demo with --url', () => {
     } finally {
       await client.end();
     }
-  });
+  }, 150_000);
 });

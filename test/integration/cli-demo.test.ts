@@ -61,7 +61,7 @@ describe('the demo (examples/demo)', () => {
     // "Under ~20 s" is for a quiet machine; here (2 cores shared by the whole CI, each worker
     // loading the sources through tsx) it only has to finish in a sane time.
     expect(elapsed).toBeLessThan(120_000);
-  });
+  }, 150_000);
 
   it.each([
     [['--workers', 'many'], /--workers takes a whole number/],
@@ -91,5 +91,5 @@ describe('the demo (examples/demo)', () => {
     expect(result.code).toBe(130);
     expect(existsSync(dir!)).toBe(false);
     await until(() => !isAlive(postmaster), 'the server to stop', 10_000);
-  });
+  }, 150_000);
 });

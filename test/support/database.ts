@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { createPgFence, type PgFence, type PgFenceOptions } from '../../src/index.js';
+import { createPgFence, type PgFence, type PgFenceSettings } from '../../src/index.js';
 
 export function testUrl(): string {
   return inject('pgUrl');
@@ -55,17 +55,17 @@ export interface TestFence {
   pool: pg.Pool;
   fence: PgFence;
   /** Another PgFence on the same schema (a second process, as far as pgfence can tell). */
-  another(options?: Partial<PgFenceOptions>): PgFence;
+  another(options?: PgFenceSettings): PgFence;
   /** Closes every PgFence made here, drops the schema and ends the pool. */
   cleanup(): Promise<void>;
 }
 
 /** A migrated schema of its own (`options.schema`, or a fresh one) and a PgFence on it. */
-export async function migratedFence(options: Partial<PgFenceOptions> = {}): Promise<TestFence> {
+export async function migratedFence(options: PgFenceSettings = {}): Promise<TestFence> {
   const schema = options.schema ?? uniqueSchema();
   const pool = newPool({ max: 20 });
   const fences: PgFence[] = [];
-  const another = (extra: Partial<PgFenceOptions> = {}): PgFence => {
+  const another = (extra: PgFenceSettings = {}): PgFence => {
     const f = createPgFence({ connectionString: testUrl(), schema, ...options, ...extra });
     fences.push(f);
     return f;
@@ -90,9 +90,7 @@ export async function migratedFence(options: Partial<PgFenceOptions> = {}): Prom
  * The migrated fence of the enclosing describe block (or file): made in its beforeAll, cleaned up
  * in its afterAll. Its schema name can be read at once; the rest only from hooks and tests.
  */
-export function useMigratedFence(
-  options: Partial<PgFenceOptions> = {},
-): Omit<TestFence, 'cleanup'> {
+export function useMigratedFence(options: PgFenceSettings = {}): Omit<TestFence, 'cleanup'> {
   const schema = options.schema ?? uniqueSchema();
   let made: TestFence | undefined;
   const get = (): TestFence => {

@@ -25,7 +25,10 @@ describe('resolveOptions', () => {
   });
 
   it('needs exactly one of pool and connectionString', () => {
+    // The compiler refuses both (see test/types/create-pg-fence.ts); JavaScript callers get an error.
+    // @ts-expect-error -- no connection
     expect(() => resolveOptions({})).toThrow(InvalidArgumentError);
+    // @ts-expect-error -- two connections
     expect(() => resolveOptions({ pool, connectionString: 'postgres://x' })).toThrow(/exactly one/);
     expect(() => resolveOptions({ connectionString: '' })).toThrow(InvalidArgumentError);
   });
