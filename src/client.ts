@@ -53,6 +53,7 @@ export function createPgFence(options: PgFenceOptions): PgFence {
     observe: (name, observeOptions) => (open(), election.observe(name, observeOptions)),
 
     claim: async (claimOptions) => (open(), claimer.claim(claimOptions)),
+    xactRelease: async (trx, claimed) => (open(), claimer.xactRelease(trx, claimed)),
     isCurrent: async (key, token) => (open(), isCurrent(db, key, token)),
 
     reap: async (reapOptions) => (open(), reap(db, reapOptions)),

@@ -111,6 +111,15 @@ export interface ClaimOptions {
   ttlMs?: number;
   /** Renew the claimed leases in the background. Default off. */
   autoRenew?: boolean;
+  /**
+   * Wait up to this long for at least one task. Default 0: one attempt, returns at once.
+   * While waiting, claim never returns empty because matching tasks were busy for an instant.
+   */
+  waitMs?: number;
+  /** A NOTIFY channel that announces new tasks (e.g. a trigger's `pg_notify`); needs `waitMs`. */
+  wakeChannel?: string;
+  /** Ends a wait: the claim then rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** Options of `reap`. */
@@ -229,6 +238,11 @@ export interface PgFence extends AsyncDisposable {
   observe(name: string, options?: ObserveOptions): AsyncIterable<LeaderInfo | null>;
 
   claim(options: ClaimOptions): Promise<Lease[]>;
+  /**
+   * In the caller's transaction (a pg client after BEGIN, or a Kysely Transaction): releases
+   * those of `leases` that are still current and returns them; they go when it commits.
+   */
+  xactRelease(trx: unknown, leases: readonly Lease[]): Promise<Lease[]>;
   isCurrent(key: string, token: bigint): Promise<boolean>;
 
   reap(options?: ReapOptions): Promise<number>;

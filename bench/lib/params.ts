@@ -8,10 +8,10 @@ export interface Params {
   /** Contended hand-off: rounds per subject and their length. */
   handoffRounds: number;
   handoffRoundMs: number;
-  /** Claiming: rows in each jobs table, rounds per subject and their length. */
+  /** Claiming: jobs per drain, drains per contender, pickup-latency samples. */
   jobs: number;
-  claimRounds: number;
-  claimRoundMs: number;
+  claimPasses: number;
+  pickupSamples: number;
   /** Expired rows the reaper removes; live rows in the "full table" of the scale scenario. */
   expiredRows: number;
   liveRows: number;
@@ -30,8 +30,8 @@ export function params(quick: boolean): Params {
         handoffRounds: 3,
         handoffRoundMs: 800,
         jobs: 20_000,
-        claimRounds: 3,
-        claimRoundMs: 600,
+        claimPasses: 1,
+        pickupSamples: 100,
         expiredRows: 200_000,
         liveRows: 100_000,
         renewLeases: 2_000,
@@ -44,9 +44,9 @@ export function params(quick: boolean): Params {
         warmupMs: 300,
         handoffRounds: 5,
         handoffRoundMs: 2_000,
-        jobs: 100_000,
-        claimRounds: 5,
-        claimRoundMs: 1_500,
+        jobs: 20_000,
+        claimPasses: 3,
+        pickupSamples: 300,
         expiredRows: 1_000_000,
         liveRows: 1_000_000,
         renewLeases: 10_000,

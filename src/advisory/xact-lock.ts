@@ -1,15 +1,11 @@
 import { explainDbError, sqlState } from '../db/errors.js';
-import {
-  DeadlockError,
-  InvalidArgumentError,
-  LockTimeoutError,
-  NotInTransactionError,
-} from '../errors.js';
+import { transactionRunner, type TransactionRunner } from '../db/transaction.js';
+import { DeadlockError, LockTimeoutError, NotInTransactionError } from '../errors.js';
 import { advisoryKeyId, validateAdvisoryKey } from '../keys.js';
 import { validateWait, type ResolvedOptions } from '../options.js';
 import type { XactLockOptions } from '../types.js';
 
-type Run = (text: string, values: unknown[]) => Promise<Record<string, unknown>[]>;
+type Run = TransactionRunner;
 
 const SAVEPOINT = 'pgfence_xact_lock';
 
@@ -120,31 +116,7 @@ export async function xactLock(
   }
 }
 
-interface PgLike {
-  query(text: string, values: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
-}
-
-interface KyselyLike {
-  executeQuery(query: unknown): Promise<{ rows: Record<string, unknown>[] }>;
-}
-
 /** Runs SQL through a `pg` client (or anything with its `query`) or a Kysely transaction. */
 function runnerFor(trx: unknown): Run {
-  if (trx !== null && typeof trx === 'object') {
-    if (typeof (trx as KyselyLike).executeQuery === 'function') {
-      const kysely = trx as KyselyLike;
-      return async (text, values) => {
-        // Imported only here, so Kysely stays an optional peer dependency.
-        const { CompiledQuery } = await import('kysely');
-        return (await kysely.executeQuery(CompiledQuery.raw(text, values))).rows;
-      };
-    }
-    if (typeof (trx as PgLike).query === 'function') {
-      const client = trx as PgLike;
-      return async (text, values) => (await client.query(text, values)).rows;
-    }
-  }
-  throw new InvalidArgumentError(
-    'xactLock needs a pg client inside a transaction or a Kysely Transaction',
-  );
+  return transactionRunner(trx, 'xactLock');
 }

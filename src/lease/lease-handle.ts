@@ -53,6 +53,8 @@ export class LeaseHandle implements Lease {
   #state: State = 'held';
   /** The database no longer has this term: releasing it needs no statement. */
   #rowGone = false;
+  /** Released by `xactRelease` in a caller's transaction, whose outcome decides the row's fate. */
+  #inTransaction = false;
   #ttlMs: number;
   #expiresAt: Date;
   #deadline: number;
@@ -157,6 +159,10 @@ export class LeaseHandle implements Lease {
   }
 
   async release(): Promise<boolean> {
+    // After xactRelease the caller's transaction decides: committed, the row is gone; rolled
+    // back, it stays until its TTL (retrying the completion with xactRelease takes it again).
+    // Either way this call releases nothing, and a worker's `finally` need not know which.
+    if (this.#inTransaction) return false;
     if (this.#state === 'released') throw new AlreadyReleasedError(this.key);
     const wasHeld = this.#state === 'held';
     this.#state = 'released';
@@ -181,6 +187,20 @@ export class LeaseHandle implements Lease {
 
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#state !== 'released') await this.release();
+  }
+
+  /**
+   * `xactRelease` deleted this term in a caller's transaction: stop renewing and trusting it
+   * (the holder has handed the work over to that transaction), and report it released. Its
+   * signal no longer aborts: nothing is held any more that could be lost.
+   */
+  releasedInTransaction(): void {
+    if (this.#state === 'released' && !this.#inTransaction) return;
+    const wasHeld = this.#state === 'held';
+    this.#state = 'released';
+    this.#inTransaction = true;
+    this.#disarm?.();
+    if (wasHeld) this.#host.ended(this);
   }
 
   /** Used by close(): the PgFence releases every term itself, in one statement. */

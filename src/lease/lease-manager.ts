@@ -212,6 +212,16 @@ export class LeaseManager {
     return this.#listener.subscribe(key);
   }
 
+  /** The LISTEN connection lease waiters share; claimers wait on it too. */
+  get listener(): ReleaseListener {
+    return this.#listener;
+  }
+
+  /** Aborts when close() begins: every wait ends with a ClosedError. */
+  get closing(): AbortSignal {
+    return this.#closing.signal;
+  }
+
   /** Stops waiting callers, aborts every held lease's signal, releases them in one statement. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;

@@ -56,6 +56,13 @@ export class ReleaseListener {
   readonly #applicationName: string;
   readonly #onError: (error: unknown) => void;
   readonly #subscribers = new Map<string, Set<Subscriber>>();
+  /** Woken by any release, whatever its key (claimers: a released task may match their query). */
+  readonly #anyRelease = new Set<Subscriber>();
+  /** Other channels (a claimer's wakeChannel): LISTENed to on this same connection. */
+  readonly #channels = new Map<string, Set<Subscriber>>();
+  /** The channels the current connection LISTENs to. */
+  readonly #listening = new Set<string>();
+  readonly #pendingListens = new Map<string, Promise<void>>();
   #client: pg.Client | undefined;
   #connecting: Promise<void> | undefined;
   #backoffMs = 0;
@@ -90,26 +97,54 @@ export class ReleaseListener {
     }
     set.add(subscriber);
     void this.whenReady();
-    return {
-      reset: () => {
-        subscriber.notified = false;
-      },
-      next: () =>
-        new Promise<void>((resolve) => {
-          if (subscriber.notified) {
-            subscriber.notified = false;
-            resolve();
-          } else {
-            subscriber.wake = resolve;
-          }
-        }),
-      close: () => {
-        const current = this.#subscribers.get(key);
-        current?.delete(subscriber);
-        if (current?.size === 0) this.#subscribers.delete(key);
-        subscriber.wake?.();
-      },
-    };
+    return handle(subscriber, () => {
+      const current = this.#subscribers.get(key);
+      current?.delete(subscriber);
+      if (current?.size === 0) this.#subscribers.delete(key);
+    });
+  }
+
+  /** Woken by the release of any key. */
+  subscribeAnyRelease(): ReleaseSubscription {
+    const subscriber: Subscriber = { notified: false, wake: undefined };
+    this.#anyRelease.add(subscriber);
+    void this.whenReady();
+    return handle(subscriber, () => this.#anyRelease.delete(subscriber));
+  }
+
+  /**
+   * Woken by every notification on `channel` (the exact name, as pg_notify takes it). The
+   * channel stays LISTENed to on this connection once asked for: a claimer's wake channel is
+   * typically one name for the life of the process.
+   */
+  subscribeChannel(channel: string): ReleaseSubscription {
+    const subscriber: Subscriber = { notified: false, wake: undefined };
+    let set = this.#channels.get(channel);
+    if (!set) {
+      set = new Set();
+      this.#channels.set(channel, set);
+    }
+    set.add(subscriber);
+    void this.whenListening(channel);
+    return handle(subscriber, () => set.delete(subscriber));
+  }
+
+  /** True while notifications on `channel` are being received. */
+  listensTo(channel: string): boolean {
+    return this.#client !== undefined && this.#listening.has(channel);
+  }
+
+  /** Resolves once `channel` is LISTENed to, or once that attempt failed (waiters then poll). */
+  whenListening(channel: string): Promise<void> {
+    const client = this.#client;
+    if (this.#closed || this.listensTo(channel)) return Promise.resolve();
+    if (!client) return this.whenReady();
+    let pending = this.#pendingListens.get(channel);
+    if (!pending) {
+      pending = this.#listen(client, channel).finally(() => this.#pendingListens.delete(channel));
+      this.#pendingListens.set(channel, pending);
+    }
+    return pending;
   }
 
   async close(): Promise<void> {
@@ -135,14 +170,24 @@ export class ReleaseListener {
       client.on('error', (error) => this.#lost(client!, error));
       client.on('end', () => this.#lost(client!, undefined));
       client.on('notification', (message) => {
-        if (message.channel === releasedChannel(this.#db.schema) && message.payload) {
-          this.#wake(message.payload);
+        if (message.channel === releasedChannel(this.#db.schema)) {
+          if (message.payload) this.#wake(message.payload);
+          wakeAll(this.#anyRelease);
+        } else {
+          wakeAll(this.#channels.get(message.channel));
         }
       });
-      await client.query({
-        text: `LISTEN "${releasedChannel(this.#db.schema)}"`,
-        query_timeout: this.#db.statementTimeoutMs,
-      } as pg.QueryConfig);
+      const listen = (channel: string) =>
+        client!.query({
+          text: `LISTEN ${channel}`,
+          query_timeout: this.#db.statementTimeoutMs,
+        } as pg.QueryConfig);
+      await listen(`"${releasedChannel(this.#db.schema)}"`);
+      this.#listening.clear();
+      for (const channel of this.#channels.keys()) {
+        await listen(quoteChannel(channel));
+        this.#listening.add(channel);
+      }
       if (this.#closed) {
         await client.end().catch(() => {});
         return;
@@ -156,6 +201,19 @@ export class ReleaseListener {
     }
   }
 
+  /** LISTENs to one more channel on the open connection (a failure is a lost connection). */
+  async #listen(client: pg.Client, channel: string): Promise<void> {
+    try {
+      await client.query({
+        text: `LISTEN ${quoteChannel(channel)}`,
+        query_timeout: this.#db.statementTimeoutMs,
+      } as pg.QueryConfig);
+      if (this.#client === client) this.#listening.add(channel);
+    } catch (error) {
+      this.#lost(client, error);
+    }
+  }
+
   #lost(client: pg.Client, error: unknown): void {
     if (this.#client !== client) return;
     this.#client = undefined;
@@ -164,7 +222,8 @@ export class ReleaseListener {
     this.#backoffMs = Math.max(100, this.#backoffMs);
     // Notifications sent while we were away are gone: every waiter should look again.
     this.#wakeAll();
-    if (!this.#closed && this.#subscribers.size > 0) void this.whenReady();
+    const wanted = this.#subscribers.size + this.#anyRelease.size + this.#channels.size > 0;
+    if (!this.#closed && wanted) void this.whenReady();
   }
 
   #wake(key: string): void {
@@ -181,5 +240,49 @@ export class ReleaseListener {
 
   #wakeAll(): void {
     for (const key of [...this.#subscribers.keys()]) this.#wake(key);
+    wakeAll(this.#anyRelease);
+    for (const set of this.#channels.values()) wakeAll(set);
   }
+}
+
+/** A channel name as an identifier for LISTEN: double-quoted, inner quotes doubled. */
+function quoteChannel(channel: string): string {
+  return `"${channel.replaceAll('"', '""')}"`;
+}
+
+function wakeAll(subscribers: Set<Subscriber> | undefined): void {
+  for (const subscriber of subscribers ?? []) {
+    subscriber.notified = true;
+    const wake = subscriber.wake;
+    subscriber.wake = undefined;
+    if (wake) {
+      subscriber.notified = false;
+      wake();
+    }
+  }
+}
+
+/** The subscription a waiter holds; `forget` removes it from whatever set it is in. */
+function handle(subscriber: Subscriber, forget: () => void): ReleaseSubscription {
+  return {
+    reset: () => {
+      // A wake-up from the previous sleep that nobody awaits any more (its timer won) must not
+      // swallow the next notification.
+      subscriber.notified = false;
+      subscriber.wake = undefined;
+    },
+    next: () =>
+      new Promise<void>((resolve) => {
+        if (subscriber.notified) {
+          subscriber.notified = false;
+          resolve();
+        } else {
+          subscriber.wake = resolve;
+        }
+      }),
+    close: () => {
+      forget();
+      subscriber.wake?.();
+    },
+  };
 }

@@ -452,7 +452,7 @@ describe('claim on a pool the caller shares', () => {
       recording = false;
       t.pool.off('acquire', record as never);
       expect(leases.length).toBe(2);
-      const claims = seen.filter((s) => s.includes('claim_leases'));
+      const claims = seen.filter((s) => s.includes('claim_candidates'));
       expect(claims.length).toBe(1);
       expect(claims[0]).toMatch(/FOR UPDATE SKIP LOCKED/);
       for (const lease of leases) await lease.release();
