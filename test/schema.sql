@@ -295,6 +295,67 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
     $$;
 
 --
+-- Name: claim_candidates(text[], text, double precision); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.claim_candidates(p_keys text[], p_owner text, p_ttl_ms double precision) RETURNS TABLE(key text, token bigint, acquired_at timestamp with time zone, expires_at timestamp with time zone)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_key text;
+  v_now timestamptz;
+BEGIN
+  IF p_keys IS NULL OR p_owner IS NULL OR p_ttl_ms IS NULL OR NOT p_ttl_ms > 0 THEN
+    RAISE EXCEPTION 'claim_candidates: keys, owner and a positive ttl are required'
+      USING ERRCODE = '22023';
+  END IF;
+  FOREACH v_key IN ARRAY p_keys LOOP
+    IF v_key IS NULL OR char_length(v_key) NOT BETWEEN 1 AND 256 THEN
+      RAISE EXCEPTION 'claim: a candidate key must be text of 1 to 256 characters, got %',
+        coalesce('"' || left(v_key, 300) || '"', 'NULL')
+        USING ERRCODE = '22023', DETAIL = coalesce(left(v_key, 300), 'NULL');
+    END IF;
+  END LOOP;
+  PERFORM set_config('synchronous_commit', 'on', true);
+  v_now := clock_timestamp();
+  RETURN QUERY
+  WITH candidates AS MATERIALIZED (
+    SELECT u.k, u.ord FROM unnest(p_keys) WITH ORDINALITY AS u(k, ord)
+    WHERE pg_try_advisory_xact_lock(-241587346, hashtext(u.k))
+  ),
+  expired AS MATERIALIZED (
+    SELECT l.key FROM "pgfence".leases l JOIN candidates c ON l.key = c.k
+    WHERE l.expires_at <= v_now
+    FOR NO KEY UPDATE OF l SKIP LOCKED
+  ),
+  taken_over AS (
+    UPDATE "pgfence".leases AS l
+    SET owner = p_owner, token = "pgfence".next_token(), acquired_at = v_now,
+        expires_at = v_now + p_ttl_ms * interval '1 millisecond', metadata = NULL
+    FROM expired e
+    WHERE l.key = e.key AND l.expires_at <= v_now
+    RETURNING l.key, l.token, l.acquired_at, l.expires_at
+  ),
+  inserted AS (
+    INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
+    SELECT c.k, p_owner, "pgfence".next_token(), v_now,
+           v_now + p_ttl_ms * interval '1 millisecond', NULL
+    FROM candidates c
+    WHERE NOT EXISTS (SELECT 1 FROM "pgfence".leases x WHERE x.key = c.k)
+    ORDER BY c.ord
+    ON CONFLICT ON CONSTRAINT leases_pkey DO NOTHING
+    RETURNING l.key, l.token, l.acquired_at, l.expires_at
+  )
+  SELECT t.key, t.token, t.acquired_at, t.expires_at
+  FROM (SELECT * FROM taken_over UNION ALL SELECT * FROM inserted) t
+  JOIN candidates c ON c.k = t.key
+  ORDER BY c.ord;
+END
+$$;
+
+--
 -- Name: claim_leases(text[], text, double precision, integer); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -771,6 +832,21 @@ CREATE FUNCTION pgfence.server_timeline() RETURNS bigint
     LANGUAGE sql
     AS $$
   SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint
+$$;
+
+--
+-- Name: xact_release(text[], bigint[], text); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.xact_release(p_keys text[], p_tokens bigint[], p_owner text) RETURNS TABLE(key text, token bigint)
+    LANGUAGE sql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+  DELETE FROM "pgfence".leases AS l
+  USING unnest(p_keys, p_tokens) AS u(k, t)
+  WHERE l.key = u.k AND l.token = u.t AND l.owner = p_owner
+    AND l.expires_at > clock_timestamp()
+  RETURNING l.key, l.token
 $$;
 
 --

@@ -44,6 +44,12 @@ const calls: Call[] = [
   ['isCurrent', NO_WAIT_LIMIT_MS, (f) => f.isCurrent('k', 1n)],
   ['claim (keys)', NO_WAIT_LIMIT_MS, (f) => f.claim({ keys: ['a', 'b'], limit: 1 })],
   ['claim (from)', NO_WAIT_LIMIT_MS, (f) => f.claim({ from: sql`SELECT 'a' AS key`, limit: 1 })],
+  [
+    'claim (waiting, woken by a channel)',
+    WAIT_LIMIT_MS,
+    (f) =>
+      f.claim({ from: sql`SELECT 'a' AS key`, limit: 1, waitMs: WAIT_MS, wakeChannel: 'jobs' }),
+  ],
   ['reap', NO_WAIT_LIMIT_MS, (f) => f.reap()],
   ['inspect', NO_WAIT_LIMIT_MS, (f) => f.inspect()],
 ];
