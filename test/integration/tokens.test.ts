@@ -187,7 +187,9 @@ describe('upgrading from version 2', () => {
       );
       const old = BigInt(rows[0]!.token);
       expect(old < EPOCH).toBe(true);
-      await fence.migrate();
+      // Up to version 3 only: later versions add objects (and functions that draw tokens) of
+      // their own, and this test is about the token upgrade.
+      await fence.migrate({ count: 1 });
       await new Promise((r) => setTimeout(r, 20)); // let the 1 ms lease expire
       const [next] = await acquire(pool, schema, ['u']);
       expect(next! > old).toBe(true);
@@ -202,13 +204,12 @@ describe('upgrading from version 2', () => {
       ]);
 
       // Down and up again: tokens still grow (down restarts the old sequence above them).
-      // (count 2: the claim functions of version 4 draw from next_token() too, so they go first.)
-      await fence.migrate({ direction: 'down', count: 2 });
+      await fence.migrate({ direction: 'down', count: 1 });
       await pool.query(`DELETE FROM "${schema}".leases`);
       const [downToken] = await acquire(pool, schema, ['u']);
       expect(downToken! > next!).toBe(true);
       // …and with the old sequence now past 2^44 the upgrade refuses to run, changing nothing.
-      await expect(fence.migrate()).rejects.toThrow(/cannot be greater than MAXVALUE/);
+      await expect(fence.migrate({ count: 1 })).rejects.toThrow(/cannot be greater than MAXVALUE/);
     } finally {
       await fence.close();
       await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
