@@ -51,7 +51,10 @@ describe('tokens on one server', () => {
     const role = uniqueSchema('nosuper');
     await t.pool.query(`CREATE ROLE ${role} NOSUPERUSER NOLOGIN`);
     await t.pool.query(`GRANT USAGE ON SCHEMA "${t.schema}" TO ${role}`);
-    await t.pool.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${t.schema}".leases TO ${role}`);
+    // What a run-time role needs: DML on pgfence's tables, no ownership, no sequence grant.
+    await t.pool.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${t.schema}" TO ${role}`,
+    );
     const pool = newPool({ max: 1, options: `-c role=${role}` });
     try {
       const { rows } = await pool.query<{ who: string; su: string }>(
