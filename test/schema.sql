@@ -711,6 +711,83 @@ CREATE FUNCTION pgfence.release_leases(p_keys text[], p_tokens bigint[], p_skip_
     $$;
 
 --
+-- Name: release_leases(text[], bigint[], text, boolean); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.release_leases(p_keys text[], p_tokens bigint[], p_owner text, p_skip_locked boolean DEFAULT false) RETURNS TABLE(key text, token bigint, busy boolean)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_key text;
+  v_token bigint;
+  v_busy boolean;
+BEGIN
+  IF p_keys IS NULL OR p_tokens IS NULL OR p_owner IS NULL
+     OR cardinality(p_tokens) <> cardinality(p_keys) THEN
+    RAISE EXCEPTION 'release_leases: keys and tokens must be arrays of one length, with an owner'
+      USING ERRCODE = '22023';
+  END IF;
+  PERFORM set_config('synchronous_commit', 'off', true);
+  IF cardinality(p_keys) > 32 THEN
+    PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+  END IF;
+  IF NOT coalesce(p_skip_locked, false) THEN
+    FOR v_key, v_token IN
+      WITH locked AS (
+        SELECT l.key, l.token FROM unnest(p_keys, p_tokens) AS u(k, t)
+        JOIN "pgfence".leases l ON l.key = u.k
+        WHERE l.token = u.t AND l.owner = p_owner
+        FOR UPDATE OF l
+      )
+      DELETE FROM "pgfence".leases AS l USING locked x
+      WHERE l.key = x.key AND l.token = x.token
+      RETURNING l.key, l.token
+    LOOP
+      PERFORM pg_notify('pgfence.released', v_key);
+      key := v_key;
+      token := v_token;
+      busy := false;
+      RETURN NEXT;
+    END LOOP;
+    RETURN;
+  END IF;
+  FOR v_key, v_token, v_busy IN
+    WITH wanted AS (
+      SELECT u.k, u.t FROM unnest(p_keys, p_tokens) AS u(k, t)
+    ),
+    locked AS (
+      SELECT l.key, l.token FROM wanted w
+      JOIN "pgfence".leases l ON l.key = w.k
+      WHERE l.token = w.t AND l.owner = p_owner
+      FOR UPDATE OF l SKIP LOCKED
+    ),
+    gone AS (
+      DELETE FROM "pgfence".leases AS l USING locked x
+      WHERE l.key = x.key AND l.token = x.token
+      RETURNING l.key, l.token
+    )
+    SELECT g.key, g.token, false FROM gone g
+    UNION ALL
+    -- Busy: a term of this owner that someone else has locked.
+    SELECT l.key, l.token, true
+    FROM (SELECT w.k, w.t FROM wanted w EXCEPT ALL SELECT x.key, x.token FROM locked x) AS d
+    JOIN "pgfence".leases l ON l.key = d.k
+    WHERE l.token = d.t AND l.owner = p_owner
+  LOOP
+    IF NOT v_busy THEN
+      PERFORM pg_notify('pgfence.released', v_key);
+    END IF;
+    key := v_key;
+    token := v_token;
+    busy := v_busy;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+--
 -- Name: renew_lease_holders(text[], bigint[], double precision[]); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -805,6 +882,72 @@ CREATE FUNCTION pgfence.renew_leases(p_keys text[], p_tokens bigint[], p_ttl_ms 
       WHERE l.expires_at > v_now AND NOT EXISTS (SELECT 1 FROM locked x WHERE x.key = l.key);
     END
     $$;
+
+--
+-- Name: renew_leases(text[], bigint[], text, double precision[], boolean); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.renew_leases(p_keys text[], p_tokens bigint[], p_owner text, p_ttl_ms double precision[], p_skip_locked boolean DEFAULT false) RETURNS TABLE(key text, token bigint, expires_at timestamp with time zone, db_now timestamp with time zone, busy boolean)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_now timestamptz;
+BEGIN
+  IF p_keys IS NULL OR p_tokens IS NULL OR p_owner IS NULL OR p_ttl_ms IS NULL
+     OR cardinality(p_tokens) <> cardinality(p_keys)
+     OR cardinality(p_ttl_ms) <> cardinality(p_keys) THEN
+    RAISE EXCEPTION 'renew_leases: keys, tokens and ttls must be arrays of one length, with an owner'
+      USING ERRCODE = '22023';
+  END IF;
+  PERFORM set_config('synchronous_commit', 'on', true);
+  IF cardinality(p_keys) > 32 THEN
+    PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+  END IF;
+  v_now := clock_timestamp();
+  IF NOT coalesce(p_skip_locked, false) THEN
+    -- Waits for rows someone else has locked, as any UPDATE does; busy is always false.
+    RETURN QUERY
+    WITH locked AS (
+      SELECT l.key, l.token, u.ttl FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
+      JOIN "pgfence".leases l ON l.key = u.k
+      WHERE l.token = u.t AND l.owner = p_owner AND l.expires_at > v_now
+      FOR NO KEY UPDATE OF l
+    )
+    UPDATE "pgfence".leases AS l
+    SET expires_at = greatest(l.expires_at, v_now + x.ttl * interval '1 millisecond')
+    FROM locked x
+    WHERE l.key = x.key AND l.token = x.token AND l.expires_at > v_now
+    RETURNING l.key, l.token, l.expires_at, v_now, false;
+    RETURN;
+  END IF;
+  RETURN QUERY
+  WITH wanted AS (
+    SELECT u.k, u.t, u.ttl FROM unnest(p_keys, p_tokens, p_ttl_ms) AS u(k, t, ttl)
+  ),
+  locked AS (
+    SELECT l.key, l.token, w.ttl FROM wanted w
+    JOIN "pgfence".leases l ON l.key = w.k
+    WHERE l.token = w.t AND l.owner = p_owner AND l.expires_at > v_now
+    FOR NO KEY UPDATE OF l SKIP LOCKED
+  ),
+  renewed AS (
+    UPDATE "pgfence".leases AS l
+    SET expires_at = greatest(l.expires_at, v_now + x.ttl * interval '1 millisecond')
+    FROM locked x
+    WHERE l.key = x.key AND l.token = x.token
+    RETURNING l.key, l.token, l.expires_at
+  )
+  SELECT r.key, r.token, r.expires_at, v_now, false FROM renewed r
+  UNION ALL
+  -- Busy: a live term of this owner that someone else has locked.
+  SELECT l.key, l.token, l.expires_at, v_now, true
+  FROM (SELECT w.k, w.t FROM wanted w EXCEPT ALL SELECT x.key, x.token FROM locked x) AS d
+  JOIN "pgfence".leases l ON l.key = d.k
+  WHERE l.token = d.t AND l.owner = p_owner AND l.expires_at > v_now;
+END
+$$;
 
 --
 -- Name: server_system_id(); Type: FUNCTION; Schema: pgfence; Owner: -

@@ -186,6 +186,8 @@ LANGUAGE plpgsql VOLATILE AS $fn$
     END
     $fn$;
 
+DROP FUNCTION :PGFENCE_SCHEMA.release_leases(text[], bigint[], text, boolean);
+DROP FUNCTION :PGFENCE_SCHEMA.renew_leases(text[], bigint[], text, double precision[], boolean);
 DROP FUNCTION :PGFENCE_SCHEMA.next_token();
 DROP FUNCTION :PGFENCE_SCHEMA.server_system_id();
 DROP FUNCTION :PGFENCE_SCHEMA.server_timeline();

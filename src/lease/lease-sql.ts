@@ -80,16 +80,19 @@ export interface RenewRow {
 
 export function renewSql(schema: string): string {
   return `SELECT key, token::text AS token, expires_at, busy
-          FROM ${qualified(schema, 'renew_leases')}($1::text[], $2::bigint[], $3::float8[], $4::boolean)`;
+          FROM ${qualified(schema, 'renew_leases')}($1::text[], $2::bigint[], $3::text, $4::float8[], $5::boolean)`;
 }
 
+/** Parameters of renewSql: each term is (key, token, owner); one owner per statement. */
 export function renewParams(
+  owner: string,
   leases: readonly { key: string; token: bigint; ttlMs: number }[],
   skipLocked: boolean,
 ): unknown[] {
   return [
     leases.map((l) => l.key),
     leases.map((l) => l.token.toString()),
+    owner,
     leases.map((l) => l.ttlMs),
     skipLocked,
   ];
@@ -105,14 +108,16 @@ export interface ReleaseRow {
 
 export function releaseSql(schema: string): string {
   return `SELECT key, token::text AS token, busy
-          FROM ${qualified(schema, 'release_leases')}($1::text[], $2::bigint[], $3::boolean)`;
+          FROM ${qualified(schema, 'release_leases')}($1::text[], $2::bigint[], $3::text, $4::boolean)`;
 }
 
+/** Parameters of releaseSql: each term is (key, token, owner); one owner per statement. */
 export function releaseParams(
+  owner: string,
   leases: readonly { key: string; token: bigint }[],
   skipLocked: boolean,
 ): unknown[] {
-  return [leases.map((l) => l.key), leases.map((l) => l.token.toString()), skipLocked];
+  return [leases.map((l) => l.key), leases.map((l) => l.token.toString()), owner, skipLocked];
 }
 
 /** `key` + NUL + token: a map key for one term (NUL cannot occur in a key). */

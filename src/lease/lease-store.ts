@@ -107,7 +107,7 @@ export class LeaseStore {
     // every statement: a write that never commits costs the lease its TTL, not a hang).
     const alone = await this.#db.query(
       releaseSql(this.#db.schema),
-      releaseParams([{ key, token }], false),
+      releaseParams(this.#owner, [{ key, token }], false),
     );
     return (alone.rowCount ?? 0) > 0;
   }
@@ -123,16 +123,24 @@ export class LeaseStore {
       plain.length === 0
         ? 0
         : this.#db
-            .query<ReleaseRow>(releaseSql(this.#db.schema), releaseParams(plain, true), {
-              timeoutMs,
-            })
+            .query<ReleaseRow>(
+              releaseSql(this.#db.schema),
+              releaseParams(this.#owner, plain, true),
+              {
+                timeoutMs,
+              },
+            )
             .then((r) => r.rows.filter((row) => !row.busy).length),
       holders.length === 0
         ? 0
         : this.#db
-            .query(releaseHoldersSql(this.#db.schema), releaseParams(holders, false).slice(0, 2), {
-              timeoutMs,
-            })
+            .query(
+              releaseHoldersSql(this.#db.schema),
+              releaseParams(this.#owner, holders, false).slice(0, 2),
+              {
+                timeoutMs,
+              },
+            )
             .then((r) => r.rowCount ?? 0),
     ]);
     return a + b;
@@ -210,7 +218,7 @@ export class LeaseStore {
         : this.#db
             .query<RenewRow>(
               renewSql(this.#db.schema),
-              renewParams(plain, options.skipLocked ?? false),
+              renewParams(this.#owner, plain, options.skipLocked ?? false),
               bound,
             )
             .then((r) => r.rows),
@@ -219,7 +227,11 @@ export class LeaseStore {
         : this.#db
             .query<RenewRow>(
               renewHoldersSql(this.#db.schema),
-              renewParams(holders, false).slice(0, 3),
+              [
+                holders.map((h) => h.key),
+                holders.map((h) => h.token.toString()),
+                holders.map((h) => h.ttlMs),
+              ],
               bound,
             )
             .then((r) => r.rows),
@@ -296,7 +308,7 @@ export class LeaseStore {
   ): Promise<PromiseSettledResult<boolean | 'busy'>[]> {
     const result = await this.#db.query<ReleaseRow>(
       releaseSql(this.#db.schema),
-      releaseParams(batch, true),
+      releaseParams(this.#owner, batch, true),
     );
     const answers = new Map<string, boolean | 'busy'>();
     for (const row of result.rows)

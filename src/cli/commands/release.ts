@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { explainDbError } from '../../db/errors.js';
-import { qualified, releasedChannel } from '../../db/identifiers.js';
+import { qualified } from '../../db/identifiers.js';
+import { releaseParams, releaseSql } from '../../lease/lease-sql.js';
 import { openFence, type ConnectionFlags } from '../connection.js';
 import { CliError, UsageError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
@@ -19,9 +20,9 @@ interface LeaseRow {
 }
 
 /**
- * `pgfence release <key>`: an operator's forced release. Plain SQL on the documented leases
- * table: lock the row, refuse a live lease unless --force, delete it (scoped to --token when
- * given) and announce the key on `<schema>.released`, as a normal release does, so waiters wake.
+ * `pgfence release <key>`: an operator's forced release. Locks the lease row, refuses a live
+ * lease unless --force (or one whose token is not --token), then releases that term through
+ * the library's own release_leases, which deletes it and wakes waiters as a normal release does.
  */
 export function registerRelease(program: Command, done: (code: number) => void): void {
   addConnectionOptions(
@@ -59,8 +60,11 @@ export function registerRelease(program: Command, done: (code: number) => void):
             `expires in ${(row.expires_in_ms / 1000).toFixed(1)}s): pass --force to release it anyway`,
         );
       }
-      await client.query(`DELETE FROM ${table} WHERE key = $1 AND token = $2`, [key, row.token]);
-      await client.query('SELECT pg_notify($1, $2)', [releasedChannel(open.fence.schema), key]);
+      // The library's own release of that term (key, token, owner), which also wakes waiters.
+      await client.query(
+        releaseSql(open.fence.schema),
+        releaseParams(row.owner, [{ key, token: BigInt(row.token) }], false),
+      );
       await client.query('COMMIT');
       process.stdout.write(
         `released "${key}" (token ${row.token}, owner ${row.owner}${row.live ? ', was live' : ', had expired'})\n`,
