@@ -16,6 +16,7 @@ import { errorMessage } from './lib/variants.js';
 import { claiming } from './scenarios/claiming.js';
 import { handoff } from './scenarios/handoff.js';
 import { reaper } from './scenarios/reaper.js';
+import { renewalStatement } from './scenarios/renewal-statement.js';
 import { renewals } from './scenarios/renewals.js';
 import { scale } from './scenarios/scale.js';
 import { uncontended } from './scenarios/uncontended.js';
@@ -27,6 +28,7 @@ const SCENARIOS: [string, string, (ctx: BenchContext) => Promise<void>][] = [
   ['4', 'reaper', reaper],
   ['5', 'scale', scale],
   ['5', 'renewals', renewals],
+  ['5', 'renewal statement, analyzed table', renewalStatement],
 ];
 
 function parseArgs(argv: string[]): {
