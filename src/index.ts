@@ -24,6 +24,8 @@ export type { PgFenceOptions, PgFenceConnection, PgFenceSettings, LockMode } fro
 export type { MigrateOptions, MigrationRun } from './schema/migrate.js';
 export type {
   PgFence,
+  Transaction,
+  ClaimSource,
   Lease,
   LeaseOptions,
   TryLeaseOptions,

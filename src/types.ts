@@ -102,7 +102,7 @@ export interface XactLockOptions {
 /** Options of `claim`: either `from` (a query over the caller's table) or `keys`. */
 export interface ClaimOptions {
   /** A Kysely query or `sql` fragment yielding a `key` column; its rows are locked SKIP LOCKED. */
-  from?: unknown;
+  from?: ClaimSource;
   /** Keys to take free ones from, for work that has no table. */
   keys?: readonly string[];
   /** How many leases at most. */
@@ -217,7 +217,7 @@ export interface PgFence extends AsyncDisposable {
     fn: (lock: AdvisoryLock) => Promise<T> | T,
     options?: LockOptions,
   ): Promise<T>;
-  xactLock(trx: unknown, key: string | bigint, options?: XactLockOptions): Promise<void>;
+  xactLock(trx: Transaction, key: string | bigint, options?: XactLockOptions): Promise<void>;
 
   lease(key: string, options?: LeaseOptions): Promise<Lease>;
   tryLease(key: string, options?: TryLeaseOptions): Promise<Lease | null>;
@@ -242,7 +242,7 @@ export interface PgFence extends AsyncDisposable {
    * In the caller's transaction (a pg client after BEGIN, or a Kysely Transaction): releases
    * those of `leases` that are still current and returns them; they go when it commits.
    */
-  xactRelease(trx: unknown, leases: readonly Lease[]): Promise<Lease[]>;
+  xactRelease(trx: Transaction, leases: readonly Lease[]): Promise<Lease[]>;
   isCurrent(key: string, token: bigint): Promise<boolean>;
 
   reap(options?: ReapOptions): Promise<number>;
@@ -252,3 +252,21 @@ export interface PgFence extends AsyncDisposable {
   /** Releases what this instance holds and ends the connections it opened (never the caller's pool). */
   close(): Promise<void>;
 }
+
+/**
+ * A connection inside the caller's transaction, as `xactLock` and `xactRelease` take it: a pg
+ * client after `BEGIN` (a `pg.PoolClient` or `pg.Client`), or a Kysely `Transaction`.
+ */
+export type Transaction =
+  | { query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> }
+  | { executeQuery(query: never): Promise<{ rows: unknown[] }> };
+
+/**
+ * What `claim({ from })` takes: a Kysely query (`db.selectFrom('jobs').select('key')…`), a
+ * Kysely `sql` fragment, or an already compiled query `{ sql, parameters }` — a SELECT
+ * yielding a `key` column.
+ */
+export type ClaimSource =
+  | { compile(): { readonly sql: string; readonly parameters: readonly unknown[] } }
+  | { readonly isRawBuilder: true; toOperationNode(): unknown }
+  | { readonly sql: string; readonly parameters: readonly unknown[] };

@@ -223,7 +223,10 @@ describe('xactLock', () => {
     await expect(fence.xactLock(spy, 'k', { waitMs: -5 })).rejects.toBeInstanceOf(
       InvalidArgumentError,
     );
+    // The compiler refuses these; a JavaScript caller gets a typed error.
+    // @ts-expect-error -- not a transaction
     await expect(fence.xactLock({}, 'k')).rejects.toBeInstanceOf(InvalidArgumentError);
+    // @ts-expect-error -- not a transaction
     await expect(fence.xactLock(null, 'k')).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(queries).toBe(0);
   });
