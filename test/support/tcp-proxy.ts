@@ -3,6 +3,10 @@
 // no reply, no error), `cut()` destroys every connection (a reset), `resume()` forwards again
 // for connections made from then on. `silenceExisting()` stalls only the connections open now,
 // while new ones work: a pool's old connections gone silent after a failover or a network fault.
+// For failover tests it also stands in for HAProxy or a
+// VIP: `retarget()` sends new connections to another server, and `silence()` turns every
+// current connection into a black hole for good — the peer's host died: no reply, no reset,
+// not even when the server behind it goes away.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface TcpProxy {
@@ -11,39 +15,54 @@ export interface TcpProxy {
   urlFor(url: string): string;
   stall(): void;
   resume(): void;
+  cut(): void;
+  /** New connections go to this server from now on; current ones are left as they are. */
+  retarget(targetPort: number, targetHost?: string): void;
+  /** Every current connection goes silent for ever; new ones are unaffected. */
+  silence(): void;
   /** Stalls the connections open now, for good; connections made later forward as usual. */
   silenceExisting(): void;
-  cut(): void;
   close(): Promise<void>;
   /** Connections accepted so far. */
   readonly accepted: number;
 }
 
+interface Pair {
+  downstream: Socket;
+  upstream: Socket;
+  silent: boolean;
+}
+
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
-  const pairs = new Set<[Socket, Socket]>();
-  const silenced = new WeakSet<Socket>();
+  const pairs = new Set<Pair>();
   let stalled = false;
   let accepted = 0;
+  let target = { host: targetHost, port: targetPort };
   const server: Server = createServer((downstream) => {
     accepted += 1;
-    const upstream = connect(targetPort, targetHost);
-    const pair: [Socket, Socket] = [downstream, upstream];
+    const upstream = connect(target.port, target.host);
+    const pair: Pair = { downstream, upstream, silent: false };
     pairs.add(pair);
     const end = () => {
+      upstream.destroy();
+      // A silenced connection's client must not hear that the server went away.
+      if (pair.silent) return;
       pairs.delete(pair);
       downstream.destroy();
-      upstream.destroy();
     };
     // While stalled, bytes are swallowed: the peer sees silence, not an error.
     downstream.on('data', (chunk) => {
-      if (!stalled && !silenced.has(downstream)) upstream.write(chunk);
+      if (!stalled && !pair.silent) upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
-      if (!stalled && !silenced.has(downstream)) downstream.write(chunk);
+      if (!stalled && !pair.silent) downstream.write(chunk);
     });
     downstream.on('error', end);
     upstream.on('error', end);
-    downstream.on('close', end);
+    downstream.on('close', () => {
+      pairs.delete(pair);
+      upstream.destroy();
+    });
     upstream.on('close', end);
   });
   await new Promise<void>((resolve, reject) => {
@@ -52,10 +71,16 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
+  const silence = () => {
+    for (const pair of pairs) {
+      pair.silent = true;
+      pair.downstream.pause();
+    }
+  };
   const cut = () => {
-    for (const [a, b] of [...pairs]) {
-      a.destroy();
-      b.destroy();
+    for (const { downstream, upstream } of [...pairs]) {
+      downstream.destroy();
+      upstream.destroy();
     }
     pairs.clear();
   };
@@ -76,10 +101,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     resume() {
       stalled = false;
     },
-    silenceExisting() {
-      for (const [downstream] of pairs) silenced.add(downstream);
-    },
     cut,
+    retarget(targetPort: number, host = '127.0.0.1') {
+      target = { host, port: targetPort };
+    },
+    silence,
+    silenceExisting: silence,
     async close() {
       cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));
