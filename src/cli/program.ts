@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerLeader } from './commands/leader.js';
 import { registerLs } from './commands/ls.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -36,6 +37,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerMigrate(program, done);
   registerReap(program, done);
   registerRelease(program, done);
+  registerDoctor(program, done);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;

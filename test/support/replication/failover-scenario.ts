@@ -71,7 +71,7 @@ const ADVISORY_KEYS = Array.from({ length: 6 }, (_, i) => `lock:${i}`);
 export const BOUND_SLACK_MS = 10_000;
 const LOAD_BEFORE_MS = 3_000;
 /** Long enough after the promotion for a call stuck since the kill to pass its bound. */
-const LOAD_AFTER_MS = 13_000;
+const LOAD_AFTER_MS = 10_000;
 
 type Worker = ReturnType<typeof startScript>;
 

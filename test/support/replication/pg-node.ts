@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { isAlive, postmasterPid } from '../../../src/cli/demo/postgres-process.js';
+import { isGone, waitGone } from '../pids.js';
 
 const run = promisify(execFile);
 
@@ -55,24 +56,6 @@ function baseConfig(synchronousStandbyNames: string): string {
     `log_min_messages = warning`,
     '',
   ].join('\n');
-}
-
-/**
- * Waits until `pid` has exited. A killed backend whose postmaster died is reparented, and in a
- * container nobody may reap it: a zombie counts as exited.
- */
-async function exited(pid: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (await isGone(pid)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** True once `pid` is gone or a zombie. */
-async function isGone(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat === '' || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
 }
 
 export class PgNode {
@@ -211,7 +194,7 @@ export class PgNode {
       }
     }
     this.#pid = undefined;
-    return { gone: Promise.all([pid, ...children].map((p) => exited(p, 10_000))).then(() => {}) };
+    return { gone: Promise.all([pid, ...children].map((p) => waitGone(p, 10_000))).then(() => {}) };
   }
 
   /** Promotes this standby and waits until it accepts writes. */
@@ -229,7 +212,7 @@ export class PgNode {
       } catch {
         // gone already
       }
-      await exited(pid, 10_000);
+      await waitGone(pid, 10_000);
       if (isAlive(pid) && !(await isGone(pid))) await (await this.killAll()).gone;
     }
     this.#pid = undefined;
