@@ -42,7 +42,8 @@ export async function createChecker(url: string): Promise<string> {
       holder text   NOT NULL,
       kind   text   NOT NULL CHECK (kind IN ('enter', 'exit')),
       token  bigint,
-      mode   text
+      mode   text,
+      at     timestamptz NOT NULL DEFAULT clock_timestamp()
     )`);
   } finally {
     await client.end();

@@ -29,6 +29,8 @@ interface Config {
   holdMs: number;
   boundSlackMs: number;
   settleMs: number;
+  /** Wait for SIGUSR1 before the first call: a process that first connects after the failover. */
+  waitForGo?: boolean;
 }
 
 const config = JSON.parse(process.argv[2]!) as Config;
@@ -223,6 +225,10 @@ async function holder(): Promise<Record<string, unknown>> {
   return { lostLeases: lost };
 }
 
+if (config.waitForGo) {
+  process.stdout.write(JSON.stringify({ event: 'ready' }) + '\n');
+  await new Promise<void>((resolve) => process.once('SIGUSR1', () => resolve()));
+}
 const loops: Promise<unknown>[] = [];
 let extra: Promise<Record<string, unknown>> = Promise.resolve({});
 if (config.role === 'holder') extra = holder();

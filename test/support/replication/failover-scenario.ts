@@ -14,6 +14,7 @@ import {
   createFenceLog,
   dropSchema,
   FenceLogClient,
+  longestOverlapMs,
   readFenceLog,
   type FenceFigures,
 } from './fence-log.js';
@@ -53,6 +54,8 @@ export interface ScenarioFigures {
   fence: FenceFigures;
   leases: CheckerFigures;
   advisory: CheckerFigures;
+  /** The longest time two advisory holders of one key both believed they held it. */
+  advisoryOverlapMs: number;
   workers: WorkerSummary[];
   /** The 30 auto-renewed leases still held, current and released cleanly at the end. */
   holderKept: number;
@@ -66,7 +69,7 @@ export interface ScenarioFigures {
 const SCHEMA = 'pgfence';
 const HOLDER_KEYS = Array.from({ length: 30 }, (_, i) => `held:${i}`);
 const LEASE_KEYS = Array.from({ length: 8 }, (_, i) => `lease:${i}`);
-const ADVISORY_KEYS = Array.from({ length: 6 }, (_, i) => `lock:${i}`);
+const ADVISORY_KEYS = Array.from({ length: 12 }, (_, i) => `lock:${i}`);
 /** A call may take its own wait plus this: a connect timeout and a bounded statement. */
 export const BOUND_SLACK_MS = 10_000;
 const LOAD_BEFORE_MS = 3_000;
@@ -145,21 +148,32 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioFigures> 
         checkerSchema: leaseChecker,
       })),
       // a2 holds its locks for seconds: a holder on a dead host must still be believing it
-      // holds them when the new primary starts granting.
-      ...[
-        ['a1', 40],
-        ['a2', 2_500],
-      ].map(([name, holdMs]) => ({
+      // holds them when the new primary starts granting. a3 makes its first call only after
+      // the promotion, on the new primary, as a process started then would.
+      ...(
+        [
+          ['a1', 40, false],
+          ['a2', 5_000, false],
+          ['a3', 40, true],
+        ] as const
+      ).map(([name, holdMs, waitForGo]) => ({
         ...base,
         role: 'advisory',
-        name: name as string,
-        holdMs: holdMs as number,
+        name,
+        holdMs,
+        waitForGo,
         keys: ADVISORY_KEYS,
         callers: 3,
         ttlMs: 8_000,
         checkerSchema: advisoryChecker,
       })),
-    ].map((c) => ({ checkerSchema: leaseChecker, waitMs: 2_000, holdMs: 40, ...c }));
+    ].map((c) => ({
+      checkerSchema: leaseChecker,
+      waitMs: 2_000,
+      holdMs: 40,
+      waitForGo: false,
+      ...c,
+    }));
     for (const c of configs) {
       workers.push(startScript(processScript('failover-worker.ts'), [JSON.stringify(c)]));
     }
@@ -187,6 +201,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioFigures> 
     cluster.proxy.retarget(chosen.node.port);
     const killToPromotedMs = Math.round(performance.now() - killedAt);
     await marks.record('marker', 'promoted', 'test', undefined, chosen.node.name);
+    for (const [i, c] of configs.entries()) if (c.waitForGo) workers[i]!.kill('SIGUSR1');
     await marks.close();
     await sleep(LOAD_AFTER_MS);
 
@@ -202,6 +217,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioFigures> 
       fence,
       leases: await analyseChecker(spec.logUrl, leaseChecker),
       advisory: await analyseChecker(spec.logUrl, advisoryChecker),
+      advisoryOverlapMs: await longestOverlapMs(spec.logUrl, advisoryChecker),
       workers: summaries,
       holderKept: summaries.find((s) => s.role === 'holder')?.kept ?? 0,
       longestCallMs: longest.longestMs,
@@ -247,6 +263,7 @@ export function describeFigures(title: string, f: ScenarioFigures): string {
       leasesLostAtRelease: f.fence.leasesLostAtRelease,
       leaseOverlaps: `${f.leases.overlaps} in ${f.leases.acquisitions}`,
       advisoryDoubleGrants: `${f.advisory.overlaps} in ${f.advisory.acquisitions}`,
+      advisoryLongestOverlapMs: f.advisoryOverlapMs,
       longestCallMs: f.longestCallMs,
       callsOverBound: f.callsOverBound.length,
       killToPromotedMs: f.killToPromotedMs,

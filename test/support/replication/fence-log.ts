@@ -237,3 +237,41 @@ export function analyseFenceLog(rows: LogRow[], surviving: Set<string>): FenceFi
     resumeMs: firstAfter ? Math.round(firstAfter.atMs - kill.atMs) : null,
   };
 }
+
+/**
+ * The longest time, in ms, that some key of the mutual-exclusion checker's log had more than
+ * one holder inside (0: never).
+ */
+export async function longestOverlapMs(url: string, checkerSchema: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let rows: { key: string; holder: string; kind: string; at_ms: string }[];
+  try {
+    ({ rows } = await client.query(
+      `SELECT key, holder, kind, (extract(epoch FROM at) * 1000)::text AS at_ms
+         FROM ${checkerSchema}.events ORDER BY seq`,
+    ));
+  } finally {
+    await client.end();
+  }
+  const inside = new Map<string, Set<string>>();
+  const since = new Map<string, number>();
+  let longest = 0;
+  for (const r of rows) {
+    let holders = inside.get(r.key);
+    if (!holders) inside.set(r.key, (holders = new Set()));
+    const at = Number(r.at_ms);
+    if (r.kind === 'enter') {
+      holders.add(r.holder);
+      if (holders.size === 2) since.set(r.key, at);
+    } else {
+      holders.delete(r.holder);
+      const start = since.get(r.key);
+      if (holders.size < 2 && start !== undefined) {
+        longest = Math.max(longest, at - start);
+        since.delete(r.key);
+      }
+    }
+  }
+  return Math.round(longest);
+}
