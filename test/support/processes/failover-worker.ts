@@ -44,6 +44,8 @@ const fence = createPgFence({
   connectionString: config.url,
   schema: config.schema,
   poolSize: config.callers + 2,
+  connectTimeoutMs: 3_000,
+  statementTimeoutMs: 5_000,
   onError: noteError,
 });
 const log = await FenceLogClient.connect(config.logUrl, config.logSchema);

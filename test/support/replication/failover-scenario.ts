@@ -70,7 +70,10 @@ const SCHEMA = 'pgfence';
 const HOLDER_KEYS = Array.from({ length: 30 }, (_, i) => `held:${i}`);
 const LEASE_KEYS = Array.from({ length: 8 }, (_, i) => `lease:${i}`);
 const ADVISORY_KEYS = Array.from({ length: 12 }, (_, i) => `lock:${i}`);
-/** A call may take its own wait plus this: a connect timeout and a bounded statement. */
+/**
+ * A call may take its own wait plus this: the workers' connectTimeoutMs (3 s) and
+ * statementTimeoutMs (5 s), and 2 s for a loaded machine.
+ */
 export const BOUND_SLACK_MS = 10_000;
 const LOAD_BEFORE_MS = 3_000;
 /** Long enough after the promotion for a call stuck since the kill to pass its bound. */
