@@ -7,7 +7,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, isAlive } from '../../src/cli/demo/postgres-process.js';
+import { freePort, isAlive } from './postgres-process.js';
 import { waitGone } from './pids.js';
 import { sleep } from './wait.js';
 

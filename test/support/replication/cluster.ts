@@ -12,7 +12,7 @@ import {
   makeOwnedDir,
   postmasterPid,
   stopPostmaster,
-} from '../../../src/cli/demo/postgres-process.js';
+} from '../postgres-process.js';
 import { startTcpProxy, type TcpProxy } from '../tcp-proxy.js';
 import { sleep } from '../wait.js';
 import { PgNode } from './pg-node.js';

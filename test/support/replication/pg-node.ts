@@ -7,7 +7,7 @@ import { appendFile, chown, mkdir, readFile, readdir, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { isAlive, postmasterPid } from '../../../src/cli/demo/postgres-process.js';
+import { isAlive, postmasterPid } from '../postgres-process.js';
 import { isGone, waitGone } from '../pids.js';
 
 const run = promisify(execFile);
