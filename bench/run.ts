@@ -14,6 +14,7 @@ import { openServer } from './lib/server.js';
 import { checkTargets } from './lib/targets.js';
 import { errorMessage } from './lib/variants.js';
 import { claiming } from './scenarios/claiming.js';
+import { contendedProcesses } from './scenarios/contended-processes.js';
 import { handoff } from './scenarios/handoff.js';
 import { reaper } from './scenarios/reaper.js';
 import { renewalStatement } from './scenarios/renewal-statement.js';
@@ -29,6 +30,7 @@ const SCENARIOS: [string, string, (ctx: BenchContext) => Promise<void>][] = [
   ['5', 'scale', scale],
   ['5', 'renewals', renewals],
   ['5', 'renewal statement, analyzed table', renewalStatement],
+  ['6', 'contended advisory acquire across processes', contendedProcesses],
 ];
 
 function parseArgs(argv: string[]): {

@@ -39,8 +39,9 @@ export function createPgFence(options: PgFenceOptions): PgFence {
     migrate: async (migrateOptions) => (open(), runMigrations(db, resolved.schema, migrateOptions)),
 
     lock: async (key, lockOptions) => (open(), advisory.lock(key, lockOptions)),
-    tryLock: async (key) => (open(), advisory.tryLock(key)),
+    tryLock: async (key, lockOptions) => (open(), advisory.tryLock(key, lockOptions)),
     withLock: async (key, fn, lockOptions) => (open(), advisory.withLock(key, fn, lockOptions)),
+    lockAll: async (keys, lockOptions) => (open(), advisory.lockAll(keys, lockOptions)),
     xactLock: async (trx, key, lockOptions) => (open(), xactLock(resolved, trx, key, lockOptions)),
 
     lease: async (key, leaseOptions) => (open(), leases.lease(key, leaseOptions)),

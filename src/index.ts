@@ -36,6 +36,7 @@ export type {
   LeaseHolderInfo,
   AdvisoryLock,
   LockOptions,
+  TryLockOptions,
   XactLockOptions,
   ClaimOptions,
   ReapOptions,

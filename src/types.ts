@@ -76,17 +76,30 @@ export interface Lease extends AsyncDisposable {
   release(): Promise<boolean>;
 }
 
-/** Options of `lock` and `withLock`. */
+/** Options of `lock`, `withLock` and `lockAll`. */
 export interface LockOptions {
   /** How long to wait. Default: the `PgFence`'s `waitMs` (30 s); `Infinity` waits for ever. */
   waitMs?: number;
   /** Abort the wait; the wait then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * `shared` holders overlap each other, never an exclusive one; a waiting exclusive caller is
+   * not starved (shared callers that arrive after it wait behind it). Default `exclusive`.
+   */
+  mode?: LockMode;
+}
+
+/** Options of `tryLock`. */
+export interface TryLockOptions {
+  /** `shared` or `exclusive` (the default), as for `lock`. */
+  mode?: LockMode;
 }
 
 /** A session advisory lock: no disk write, gone when released or when its connection dies. */
 export interface AdvisoryLock extends AsyncDisposable {
   readonly key: string | bigint;
+  /** How it is held: `shared` or `exclusive`. */
+  readonly mode: LockMode;
   /** Aborts with a `LockLostError` when the lock's session dies. */
   readonly signal: AbortSignal;
   /** Releases the lock: `true` if this call released it, `false` if it had already been lost. */
@@ -211,12 +224,17 @@ export interface PgFence extends AsyncDisposable {
   migrate(options?: MigrateOptions): Promise<MigrationRun[]>;
 
   lock(key: string | bigint, options?: LockOptions): Promise<AdvisoryLock>;
-  tryLock(key: string | bigint): Promise<AdvisoryLock | null>;
+  tryLock(key: string | bigint, options?: TryLockOptions): Promise<AdvisoryLock | null>;
   withLock<T>(
     key: string | bigint,
     fn: (lock: AdvisoryLock) => Promise<T> | T,
     options?: LockOptions,
   ): Promise<T>;
+  /**
+   * Every key or none, in the order asked: while it waits the caller holds none of them, and
+   * callers asking for overlapping sets in any order never deadlock. Duplicate keys are refused.
+   */
+  lockAll(keys: readonly (string | bigint)[], options?: LockOptions): Promise<AdvisoryLock[]>;
   xactLock(trx: Transaction, key: string | bigint, options?: XactLockOptions): Promise<void>;
 
   lease(key: string, options?: LeaseOptions): Promise<Lease>;

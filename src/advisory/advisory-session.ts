@@ -2,33 +2,81 @@ import type pg from 'pg';
 import type { Database } from '../db/database.js';
 import { sqlState } from '../db/errors.js';
 import { SessionChangedError } from '../errors.js';
-import type { KeySlot } from '../lease/key-queue.js';
+import type { LocalSlot } from './local-locks.js';
 import type { SessionLock } from './session-lock.js';
 
 /**
- * Every round trip on a session is this one statement: the queued try-locks (`op` true) and
- * unlocks (`op` false) in order, plus the backend pid. Callers that arrive while a statement is
- * on the wire share the next one, so N concurrent callers cost about one round trip, not N.
- * `pg_try_advisory_lock` never blocks, so nothing queued behind it waits on another key. An
- * empty batch is the liveness probe.
+ * Most round trips on a session are this one statement: the queued try-locks and unlocks in
+ * order, plus the backend pid. Callers that arrive while a statement is on the wire share the
+ * next one, so N concurrent callers cost about one round trip, not N. The try-locks never block,
+ * so nothing queued behind one waits on another key. An empty batch is the liveness probe.
+ * A "join" is a shared try-lock on a session that already holds the key shared for another
+ * caller of this process: PostgreSQL would grant it at once (locks are re-entrant per session),
+ * past an exclusive waiter of another process, so it is granted only while nobody waits.
  */
 const BATCH_SQL = `SELECT pg_backend_pid() AS pid,
-  ARRAY(SELECT CASE WHEN r.op THEN pg_try_advisory_lock(r.id) ELSE pg_advisory_unlock(r.id) END
-          FROM unnest($1::int8[], $2::bool[]) WITH ORDINALITY AS r(id, op, n)
+  ARRAY(SELECT CASE r.op
+            WHEN 1 THEN pg_try_advisory_lock(r.id)
+            WHEN 2 THEN pg_advisory_unlock(r.id)
+            WHEN 3 THEN pg_try_advisory_lock_shared(r.id)
+            WHEN 4 THEN pg_advisory_unlock_shared(r.id)
+            ELSE CASE WHEN EXISTS (
+                   SELECT 1 FROM pg_locks l
+                    WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.classid = ((r.id >> 32) & 4294967295)::oid
+                      AND l.objid = (r.id & 4294967295)::oid)
+                 THEN false ELSE pg_try_advisory_lock_shared(r.id) END
+          END
+          FROM unnest($1::int8[], $2::int2[]) WITH ORDINALITY AS r(id, op, n)
          ORDER BY r.n) AS ok`;
 
+/** What a batched op does; the numbers are BATCH_SQL's. @internal */
+export type BatchOp = 'lock' | 'unlock' | 'lock-shared' | 'unlock-shared' | 'join-shared';
+const OP_CODES: Record<BatchOp, number> = {
+  lock: 1,
+  unlock: 2,
+  'lock-shared': 3,
+  'unlock-shared': 4,
+  'join-shared': 5,
+};
+
+/**
+ * A statement that runs on its own, not batched: a blocking wait, or an all-or-nothing take of
+ * several keys. `read` turns its first row into the result.
+ * @internal
+ */
+export interface SoloStatement<T> {
+  name: string;
+  text: string;
+  values: unknown[];
+  /** A blocking wait: the liveness probe stands aside while it is out (it has its own bound). */
+  blocking?: boolean;
+  read(row: Record<string, unknown>): T;
+  /**
+   * For a blocking wait: run first once it ends with lock_timeout (55P03), a cancel (57014) or
+   * a deadlock (40P01). The session lives on (those end the statement, not the connection), but
+   * a grant can race the refusal and stay on the session, so it is given back.
+   */
+  undo?: { op: BatchOp; id: bigint };
+}
+
+/** SQLSTATEs that end a blocking wait but leave its session sound. */
+const REFUSED_WAIT = new Set(['55P03', '57014', '40P01']);
+
 interface Op {
-  /** true: try-lock, false: unlock, null: only the round trip (liveness probe). */
-  lock: boolean | null;
+  /** null: only the round trip (liveness probe). */
+  op: BatchOp | null;
   id: bigint;
-  resolve(ok: boolean): void;
+  solo?: SoloStatement<unknown>;
+  resolve(ok: unknown): void;
   reject(error: unknown): void;
 }
 
 /** A lock held on a session and the in-process slot it occupies. @internal */
 export interface HeldLock {
   lock: SessionLock;
-  slot: KeySlot;
+  slot: LocalSlot;
 }
 
 /** Why a session ended; `closed` is pgfence's own `close()`. @internal */
@@ -50,9 +98,11 @@ export class AdvisorySession {
   #inFlight = false;
   #ended = false;
   #probing = false;
+  /** A blocking wait is on the wire: a probe queued behind it would fail the session. */
+  #blocking = false;
   readonly #timer: ReturnType<typeof setInterval>;
-  /** Locks held on this session, by lock id; maintained by the manager. */
-  readonly held = new Map<bigint, HeldLock>();
+  /** Locks held on this session; maintained by the manager. */
+  readonly held = new Set<HeldLock>();
 
   private constructor(
     client: pg.Client,
@@ -100,14 +150,25 @@ export class AdvisorySession {
     return !this.#ended;
   }
 
-  /** `pg_try_advisory_lock(id)` on this session. */
-  tryLock(id: bigint): Promise<boolean> {
-    return this.#enqueue(true, id);
+  /** A batched try-lock or unlock on this session: false if not granted (or not held). */
+  run(op: BatchOp, id: bigint): Promise<boolean> {
+    return this.#enqueue(op, id) as Promise<boolean>;
   }
 
-  /** `pg_advisory_unlock(id)` on this session: false if the session did not hold it. */
-  unlock(id: bigint): Promise<boolean> {
-    return this.#enqueue(false, id);
+  /** Whether this session holds `id` for any caller. */
+  holds(id: bigint): boolean {
+    for (const held of this.held) if (held.lock.id === id) return true;
+    return false;
+  }
+
+  /** Runs `statement` alone, in turn with the batches; a failure ends the session as theirs do. */
+  solo<T>(statement: SoloStatement<T>): Promise<T> {
+    return this.#enqueue(null, 0n, statement as SoloStatement<unknown>) as Promise<T>;
+  }
+
+  /** Ends the session at once (a statement in doubt): the server drops what it held. */
+  destroy(cause: unknown): void {
+    this.#die(cause);
   }
 
   /** Ends the connection; the server drops every lock it held. */
@@ -120,47 +181,70 @@ export class AdvisorySession {
     destroy(this.#client);
   }
 
-  #enqueue(lock: boolean | null, id: bigint): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
+  #enqueue(op: BatchOp | null, id: bigint, solo?: SoloStatement<unknown>): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
       if (this.#ended) {
         reject(new Error('the advisory session has ended'));
         return;
       }
-      this.#queue.push({ lock, id, resolve, reject });
+      this.#queue.push({ op, id, solo, resolve, reject });
       this.#flush();
     });
   }
 
   #flush(): void {
     if (this.#inFlight || this.#ended || this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
+    // A solo statement goes alone; batched ops go together up to the next solo one.
+    const solo = this.#queue.findIndex((op) => op.solo !== undefined);
+    const take = solo === 0 ? 1 : solo === -1 ? this.#queue.length : solo;
+    const batch = this.#queue.splice(0, take);
     this.#send(batch).finally(() => {
       this.#inFlight = false;
+      this.#blocking = false;
       this.#flush();
     });
   }
 
   async #send(batch: Op[]): Promise<void> {
     this.#inFlight = true;
-    const ops = batch.filter((op) => op.lock !== null);
+    const solo = batch[0]!.solo;
+    const ops = batch.filter((op) => op.op !== null);
     try {
+      if (solo) {
+        this.#blocking = solo.blocking === true;
+        const { rows } = await this.#client.query<Record<string, unknown> & { pid: number }>({
+          name: solo.name,
+          text: solo.text,
+          values: solo.values,
+        });
+        const row = rows[0]!;
+        if (row.pid !== this.pid) {
+          this.#changed(batch, row.pid);
+          return;
+        }
+        batch[0]!.resolve(solo.read(row));
+        return;
+      }
       const { rows } = await this.#client.query<{ pid: number; ok: boolean[] }>({
         // Prepared once per connection: planning this statement costs more than running it.
         name: 'pgfence_advisory_batch',
         text: BATCH_SQL,
-        values: [ops.map((op) => op.id.toString()), ops.map((op) => op.lock)],
+        values: [ops.map((op) => op.id.toString()), ops.map((op) => OP_CODES[op.op!])],
       });
       const { pid, ok } = rows[0]!;
       if (pid !== this.pid) {
-        const error = sessionChanged(`its backend changed from pid ${this.pid} to ${pid}`);
-        for (const op of batch) op.reject(error);
-        this.#die(error);
+        this.#changed(batch, pid);
         return;
       }
       let i = 0;
-      for (const op of batch) op.resolve(op.lock === null ? true : ok[i++] === true);
+      for (const op of batch) op.resolve(op.op === null ? true : ok[i++] === true);
     } catch (failure) {
+      const undo = solo?.undo;
+      if (undo && REFUSED_WAIT.has(sqlState(failure) ?? '')) {
+        this.#queue.unshift({ op: undo.op, id: undo.id, resolve: () => {}, reject: () => {} });
+        batch[0]!.reject(failure);
+        return;
+      }
       // A statement prepared on this session that the server no longer knows: another backend.
       const error =
         sqlState(failure) === '26000'
@@ -172,11 +256,18 @@ export class AdvisorySession {
     }
   }
 
+  #changed(batch: Op[], pid: number): void {
+    const error = sessionChanged(`its backend changed from pid ${this.pid} to ${pid}`);
+    for (const op of batch) op.reject(error);
+    this.#die(error);
+  }
+
   /** Checks that the connection still answers, and from the same backend, while it holds locks. */
   #probe(): void {
     // Probe while locks are held, and while a statement is out: a try-lock stuck on a stalled
     // network must fail rather than leave its caller waiting for ever.
-    if (this.#ended || this.#probing || (this.held.size === 0 && !this.#inFlight)) return;
+    if (this.#ended || this.#probing || this.#blocking) return;
+    if (this.held.size === 0 && !this.#inFlight) return;
     this.#probing = true;
     const timer = setTimeout(() => {
       this.#die(new Error(`the advisory session did not answer within ${this.#livenessMs} ms`));

@@ -5,6 +5,7 @@ import type { Database } from '../db/database.js';
 import { explainDbError, isTransient } from '../db/errors.js';
 import {
   ClosedError,
+  DeadlockError,
   InvalidArgumentError,
   LockTimeoutError,
   SessionChangedError,
@@ -12,18 +13,28 @@ import {
 } from '../errors.js';
 import { advisoryKeyId, validateAdvisoryKey } from '../keys.js';
 import { Cancellation } from '../lease/cancellation.js';
-import { KeyQueue, type KeySlot } from '../lease/key-queue.js';
-import { validateSignal, validateWait, type ResolvedOptions } from '../options.js';
-import type { AdvisoryLock, LockOptions } from '../types.js';
-import { AdvisorySession, type SessionEnd } from './advisory-session.js';
+import {
+  validateMode,
+  validateSignal,
+  validateWait,
+  type LockMode,
+  type ResolvedOptions,
+} from '../options.js';
+import type { AdvisoryLock, LockOptions, TryLockOptions } from '../types.js';
+import { AdvisorySession, type HeldLock, type SessionEnd } from './advisory-session.js';
+import { takeAll } from './all-or-nothing.js';
+import { LocalLocks, type LocalSlot } from './local-locks.js';
+import { waitInServer } from './server-wait.js';
+import { WaitSessions } from './wait-sessions.js';
 import { SessionLock } from './session-lock.js';
 import { settle } from './settle.js';
 
 /**
- * A waiting caller polls with `pg_try_advisory_lock`, sleeping a jittered, doubling delay
- * between tries. A blocking `pg_advisory_lock` would hold up every other statement queued on
- * the shared session; polling keeps the session free, and callers of this process waiting for
- * the same key do not poll at all (they queue in a `KeyQueue` and are handed the key in turn).
+ * A waiter blocks in the server on a wait session of its own (server-wait.ts). It polls with
+ * try-locks only when no wait session can be had, and `lockAll` polls (a blocking wait would
+ * hold one key while waiting for the others): a jittered, doubling delay between tries.
+ * Callers of this process waiting for the same key do not go to the server at all: they queue
+ * in `LocalLocks` and are let in in turn.
  */
 const FIRST_RETRY_MS = 4;
 const MAX_RETRY_MS = 50;
@@ -42,6 +53,8 @@ interface Failures {
  */
 const UNAVAILABLE_EVIDENCE_MS = 50;
 
+/** Most keys one `lockAll` takes. */
+const MAX_KEYS_AT_ONCE = 1_000;
 /** How long close() waits for a session that is still connecting. */
 const CLOSE_WAIT_FOR_OPENING_MS = 2_000;
 
@@ -55,13 +68,10 @@ const CLOSE_WAIT_FOR_OPENING_MS = 2_000;
 export class SessionLockManager {
   readonly #db: Database;
   readonly #options: ResolvedOptions;
-  /**
-   * In-process exclusion per lock id. PostgreSQL's advisory locks are re-entrant per session, so
-   * two callers of one process sharing a session would both "get" a key: one caller per lock id
-   * goes near the server at a time, the others wait here, first come first served. Keyed by lock
-   * id (not by key text) so that two keys whose hashes collide queue too.
-   */
-  readonly #slots = new KeyQueue();
+  /** In-process admission per lock id, shared or exclusive (see local-locks.ts). */
+  readonly #local = new LocalLocks();
+  /** Sessions for callers blocked in the server (see server-wait.ts). */
+  readonly #waits: WaitSessions;
   /** Aborted with `ClosedError` by close(): fails the callers waiting for a slot. */
   readonly #closing = new AbortController();
   readonly #opening: (Promise<AdvisorySession> | undefined)[];
@@ -74,21 +84,24 @@ export class SessionLockManager {
     setMaxListeners(0, this.#closing.signal);
     this.#opening = new Array<undefined>(options.advisorySessions).fill(undefined);
     this.#live = new Array<undefined>(options.advisorySessions).fill(undefined);
+    this.#waits = new WaitSessions(db, options.livenessIntervalMs, (s, end) => this.#lose(s, end));
   }
 
   /** Waits up to `waitMs` for the key; rejects with `LockTimeoutError`, or the signal's reason. */
   async lock(key: string | bigint, options: LockOptions = {}): Promise<AdvisoryLock> {
     const { display, id } = this.#parseKey(key);
+    const mode = validateMode(options?.mode);
     const waitMs = validateWait(options?.waitMs ?? this.#options.waitMs);
     const signal = validateSignal(options?.signal);
     signal?.throwIfAborted();
     this.#ensureOpen();
     const deadline = performance.now() + waitMs;
-    const slot = await this.#takeSlot(display, id, waitMs, signal);
+    const slot = await this.#takeSlot(display, id, mode, waitMs, signal);
     const failures: Failures = { last: undefined, lastAttemptFailed: false };
     const lock = await this.#acquire(
       display,
       id,
+      mode,
       slot,
       waitMs === 0 ? null : deadline,
       signal,
@@ -101,12 +114,13 @@ export class SessionLockManager {
   }
 
   /** The lock if it is free now (in this process and on the server), else null. */
-  async tryLock(key: string | bigint): Promise<AdvisoryLock | null> {
+  async tryLock(key: string | bigint, options: TryLockOptions = {}): Promise<AdvisoryLock | null> {
     const { display, id } = this.#parseKey(key);
+    const mode = validateMode(options?.mode);
     this.#ensureOpen();
-    const slot = this.#slots.tryEnter(id.toString());
+    const slot = this.#local.tryEnter(id, mode);
     if (!slot) return null;
-    return this.#acquire(display, id, slot, null, undefined, {
+    return this.#acquire(display, id, mode, slot, null, undefined, {
       last: undefined,
       lastAttemptFailed: false,
     });
@@ -129,11 +143,50 @@ export class SessionLockManager {
     }
   }
 
+  /**
+   * Every key or none, waiting up to `waitMs`: the locks come back in the order asked. While it
+   * waits the caller holds none of them, in this process or on the server.
+   */
+  async lockAll(
+    keys: readonly (string | bigint)[],
+    options: LockOptions = {},
+  ): Promise<AdvisoryLock[]> {
+    const parsed = this.#parseKeys(keys);
+    const mode = validateMode(options?.mode);
+    const waitMs = validateWait(options?.waitMs ?? this.#options.waitMs);
+    const signal = validateSignal(options?.signal);
+    signal?.throwIfAborted();
+    this.#ensureOpen();
+    const label = parsed.map((k) => String(k.display)).join(', ');
+    const ids = parsed.map((k) => k.id);
+    const cancel = new Cancellation(label, waitMs, [signal, this.#closing.signal]);
+    let retryMs = FIRST_RETRY_MS;
+    try {
+      for (;;) {
+        const slots = this.#local.tryEnterAll(ids, mode);
+        if (!slots) {
+          // Busy in this process: wait for a release of a key that is in the way.
+          if (waitMs === 0) throw new LockTimeoutError(label, waitMs);
+          await cancel.race(this.#local.released(this.#local.blocker(ids, mode) ?? ids[0]!));
+          continue;
+        }
+        const taken = await this.#takeAll(parsed, mode, slots, cancel);
+        if (taken) return taken;
+        if (waitMs === 0) throw new LockTimeoutError(label, waitMs);
+        // Busy on the server: try again after a jittered, doubling pause.
+        await cancel.sleep(retryMs * (0.5 + Math.random() / 2));
+        retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+      }
+    } finally {
+      cancel.dispose();
+    }
+  }
+
   /** Keys this process holds, by advisory lock id (for `inspect`). */
   heldKeys(): Map<bigint, string | bigint> {
     const keys = new Map<bigint, string | bigint>();
-    for (const session of this.#live) {
-      for (const [id, { lock }] of session?.held ?? []) keys.set(id, lock.key);
+    for (const session of [...this.#live, ...this.#waits.sessions()]) {
+      for (const { lock } of session?.held ?? []) keys.set(lock.id, lock.key);
     }
     return keys;
   }
@@ -150,7 +203,7 @@ export class SessionLockManager {
       waited.kind === 'done'
         ? waited.value.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
         : this.#live.filter((s) => s !== undefined);
-    await Promise.all(sessions.map((s) => s.close()));
+    await Promise.all([...sessions.map((s) => s.close()), this.#waits.close()]);
   }
 
   /**
@@ -160,29 +213,33 @@ export class SessionLockManager {
   async #takeSlot(
     display: string | bigint,
     id: bigint,
+    mode: LockMode,
     waitMs: number,
     signal: AbortSignal | undefined,
-  ): Promise<KeySlot> {
-    const free = this.#slots.tryEnter(id.toString());
+  ): Promise<LocalSlot> {
+    const free = this.#local.tryEnter(id, mode);
     if (free) return free;
     if (waitMs === 0) throw new LockTimeoutError(String(display), waitMs);
     const cancel = new Cancellation(String(display), waitMs, [signal, this.#closing.signal]);
     try {
-      return await this.#slots.enter(id.toString(), cancel);
+      return await this.#local.enter(id, mode, cancel);
     } finally {
       cancel.dispose();
     }
   }
 
   /**
-   * Takes the lock on the server for a caller that owns the key's slot. `deadline` null means
-   * one try whose answer is awaited. Returns null when the key stayed busy; the slot is then
-   * released (or, for a try still on the wire, released once its answer is dealt with).
+   * Takes the lock on the server for a caller admitted in this process. It tries on the shared
+   * session first (one batched round trip, the uncontended path); a waiter whose try failed
+   * then blocks in the server on a wait session of its own. `deadline` null means one try
+   * whose answer is awaited. Returns null when the key stayed busy; the slot is then released
+   * (or, for a try still on the wire, released once its answer is dealt with).
    */
   async #acquire(
     display: string | bigint,
     id: bigint,
-    slot: KeySlot,
+    mode: LockMode,
+    slot: LocalSlot,
     deadline: number | null,
     signal: AbortSignal | undefined,
     failures: Failures,
@@ -190,6 +247,7 @@ export class SessionLockManager {
     let slotPassedOn = false;
     let retryMs = FIRST_RETRY_MS;
     const entered = performance.now();
+    const unlock = mode === 'shared' ? 'unlock-shared' : 'unlock';
     try {
       for (;;) {
         this.#ensureOpen();
@@ -224,7 +282,9 @@ export class SessionLockManager {
           continue;
         }
         const session = opened.value;
-        const attempt = session.tryLock(id);
+        const op =
+          mode === 'exclusive' ? 'lock' : session.holds(id) ? 'join-shared' : 'lock-shared';
+        const attempt = session.run(op, id);
         const outcome = await settle(attempt, deadline ?? Infinity, signal);
         if (
           outcome.kind === 'timeout' &&
@@ -244,7 +304,7 @@ export class SessionLockManager {
           // lets anyone else near the key, so no late grant is left behind on the session.
           slotPassedOn = true;
           attempt
-            .then((granted) => (granted ? session.unlock(id) : false))
+            .then((granted) => (granted ? session.run(unlock, id) : false))
             .catch(() => false)
             .finally(() => slot.release());
           if (outcome.kind === 'aborted') throw signal!.reason;
@@ -254,10 +314,8 @@ export class SessionLockManager {
         if (outcome.kind === 'done') failures.answered = true;
         if (outcome.kind === 'failed') failures.last = outcome.error;
         if (outcome.kind === 'done' && outcome.value && session.alive) {
-          const lock = new SessionLock(display, id, () => this.#release(session, id, slot));
-          session.held.set(id, { lock, slot });
           slotPassedOn = true;
-          return lock;
+          return this.#register(session, display, id, mode, slot);
         }
         if (
           outcome.kind === 'failed' &&
@@ -268,14 +326,145 @@ export class SessionLockManager {
         ) {
           throw explainDbError(outcome.error, this.#options.schema);
         }
-        // Busy, or the session died under the try (so nothing was left on the server): wait
-        // and try again, on a fresh session if need be.
-        if (deadline === null || !(await this.#pause(retryMs, deadline, signal))) return null;
+        if (deadline === null) return null;
+        if (outcome.kind === 'done' && session.alive) {
+          // Busy: wait in the server's queue, woken at the release.
+          const waited = await this.#waitInServer(display, id, mode, slot, deadline, signal);
+          if (waited === 'passed-on') {
+            slotPassedOn = true;
+            return null;
+          }
+          if (waited instanceof SessionLock) {
+            slotPassedOn = true;
+            return waited;
+          }
+          if (waited === 'timeout') return null;
+          // 'poll': no wait session to be had, or it failed: poll instead.
+        }
+        // The session died under the try (nothing was left on the server), or no wait session:
+        // wait and try again, on a fresh session if need be.
+        if (!(await this.#pause(retryMs, deadline, signal))) return null;
         retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
       }
     } finally {
       if (!slotPassedOn) slot.release();
     }
+  }
+
+  /**
+   * Blocks in the server for the key on a wait session. Returns the lock, 'timeout', 'poll'
+   * (no wait session now, or it failed in a way worth retrying) or 'passed-on' (timed out with
+   * the statement still out: the slot is released once it has ended). Rejects with the
+   * signal's reason (the slot is then passed on too) or a `DeadlockError`.
+   */
+  async #waitInServer(
+    display: string | bigint,
+    id: bigint,
+    mode: LockMode,
+    slot: LocalSlot,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<SessionLock | 'timeout' | 'poll' | 'passed-on'> {
+    const checkout = await settle(this.#waits.checkout(), deadline, signal);
+    if (checkout.kind === 'aborted') throw signal!.reason;
+    if (checkout.kind === 'timeout') return 'timeout';
+    if (checkout.kind === 'failed' || !checkout.value) return 'poll';
+    const session = checkout.value;
+    let freed = false;
+    let passedOn = false;
+    try {
+      const result = await waitInServer({
+        session,
+        key: String(display),
+        id,
+        mode,
+        deadline,
+        signal,
+        graceMs: this.#options.livenessIntervalMs,
+        cancel: (pid) => this.#db.query('SELECT pg_cancel_backend($1)', [pid]),
+        free: (reusable) => {
+          freed = true;
+          this.#waits.checkin(session, reusable);
+          if (passedOn) slot.release();
+        },
+      });
+      if (result === 'granted') {
+        if (!session.alive) return 'poll';
+        return this.#register(session, display, id, mode, slot);
+      }
+      if (freed) return 'timeout';
+      passedOn = true;
+      return 'passed-on';
+    } catch (error) {
+      if (!freed) {
+        passedOn = true; // abandoned with its statement out: the slot passes on once it ends
+        throw error;
+      }
+      if (error instanceof DeadlockError || signal?.aborted || this.#closed) throw error;
+      if (!session.alive && isTransient(error)) return 'poll';
+      throw error;
+    }
+  }
+
+  /** Several keys on one session in one all-or-nothing statement; null if any was busy. */
+  async #takeAll(
+    keys: readonly { display: string | bigint; id: bigint }[],
+    mode: LockMode,
+    slots: LocalSlot[],
+    cancel: Cancellation,
+  ): Promise<SessionLock[] | null> {
+    const ids = keys.map((k) => k.id);
+    const unlock = mode === 'shared' ? 'unlock-shared' : 'unlock';
+    let passedOn = false;
+    try {
+      let session: AdvisorySession;
+      try {
+        session = await cancel.race(this.#session(ids[0]!));
+      } catch (error) {
+        if (!cancel.cancelled && isTransient(error)) return null;
+        throw error;
+      }
+      const check = mode === 'shared' && ids.some((id) => session.holds(id));
+      const attempt = session.solo(takeAll(ids, mode, check));
+      let all: boolean;
+      try {
+        all = await cancel.race(attempt);
+      } catch (error) {
+        if (cancel.cancelled) {
+          // Given up with the statement out: a late grant is given back before the slots pass on.
+          passedOn = true;
+          attempt
+            .then((got) => (got ? Promise.all(ids.map((id) => session.run(unlock, id))) : []))
+            .catch(() => [])
+            .finally(() => slots.forEach((s) => s.release()));
+          throw error;
+        }
+        if (!session.alive && !(error instanceof SessionChangedError) && !this.#closed) {
+          return null; // the session died under it (nothing left on the server): try again
+        }
+        throw error;
+      }
+      if (!all || !session.alive) return null;
+      passedOn = true;
+      return keys.map((k, i) => this.#register(session, k.display, k.id, mode, slots[i]!));
+    } finally {
+      if (!passedOn) for (const s of slots) s.release();
+    }
+  }
+
+  #register(
+    session: AdvisorySession,
+    display: string | bigint,
+    id: bigint,
+    mode: LockMode,
+    slot: LocalSlot,
+  ): SessionLock {
+    const held: HeldLock = {
+      lock: new SessionLock(display, id, mode, () => this.#release(session, held)),
+      slot,
+    };
+    session.held.add(held);
+    return held.lock;
   }
 
   /** Sleeps a jittered `ms` (never past the deadline); false if the deadline has come. */
@@ -291,14 +480,18 @@ export class SessionLockManager {
     return true;
   }
 
-  async #release(session: AdvisorySession, id: bigint, slot: KeySlot): Promise<boolean> {
-    session.held.delete(id);
+  async #release(session: AdvisorySession, held: HeldLock): Promise<boolean> {
+    session.held.delete(held);
     try {
-      return await session.unlock(id);
+      return await session.run(
+        held.lock.mode === 'shared' ? 'unlock-shared' : 'unlock',
+        held.lock.id,
+      );
     } catch {
       return false; // the session died meanwhile, and the server dropped the lock with it
     } finally {
-      slot.release();
+      held.slot.release();
+      this.#waits.checkin(session);
     }
   }
 
@@ -332,17 +525,23 @@ export class SessionLockManager {
       this.#live[i] = undefined;
       this.#opening[i] = undefined;
     }
+    this.#lose(session, end);
+  }
+
+  /** A session ended: its locks are gone, and their holders learn it from their signals. */
+  #lose(session: AdvisorySession, end: SessionEnd): void {
     const cause = end.kind === 'closed' ? new ClosedError() : end.cause;
     const why =
       end.kind === 'closed'
         ? 'the PgFence was closed'
         : `its session connection was lost (${errorMessage(cause)})`;
-    for (const { lock, slot } of session.held.values()) {
+    for (const { lock, slot } of session.held) {
       lock.lose(cause, `advisory lock "${String(lock.key)}" is no longer held: ${why}`);
       slot.release();
     }
+    const lost = session.held.size > 0;
     session.held.clear();
-    if (end.kind === 'lost') {
+    if (end.kind === 'lost' && (lost || !this.#waits.owns(session))) {
       try {
         this.#options.onError(cause);
       } catch {
@@ -354,6 +553,24 @@ export class SessionLockManager {
   #parseKey(key: unknown): { display: string | bigint; id: bigint } {
     const display = validateAdvisoryKey(key);
     return { display, id: advisoryKeyId(this.#options.schema, display) };
+  }
+
+  /** A non-empty array of distinct keys (by lock id: colliding hashes count as the same key). */
+  #parseKeys(keys: unknown): { display: string | bigint; id: bigint }[] {
+    if (!Array.isArray(keys) || keys.length === 0 || keys.length > MAX_KEYS_AT_ONCE) {
+      throw new InvalidArgumentError(
+        `lockAll needs an array of 1 to ${MAX_KEYS_AT_ONCE} keys, got ${Array.isArray(keys) ? `${keys.length} keys` : typeof keys}`,
+      );
+    }
+    const parsed = keys.map((key) => this.#parseKey(key));
+    const seen = new Set<bigint>();
+    for (const { display, id } of parsed) {
+      if (seen.has(id)) {
+        throw new InvalidArgumentError(`lockAll was given the key "${String(display)}" twice`);
+      }
+      seen.add(id);
+    }
+    return parsed;
   }
 
   get #closed(): boolean {

@@ -1,4 +1,5 @@
 import { AlreadyReleasedError, LockLostError } from '../errors.js';
+import type { LockMode } from '../options.js';
 import type { AdvisoryLock } from '../types.js';
 
 /**
@@ -9,14 +10,16 @@ import type { AdvisoryLock } from '../types.js';
 export class SessionLock implements AdvisoryLock {
   readonly key: string | bigint;
   readonly id: bigint;
+  readonly mode: LockMode;
   readonly #controller = new AbortController();
   readonly #unlock: () => Promise<boolean>;
   #state: 'held' | 'lost' | 'released' = 'held';
 
   /** `unlock` gives the lock back on its session; it runs at most once, and only while held. */
-  constructor(key: string | bigint, id: bigint, unlock: () => Promise<boolean>) {
+  constructor(key: string | bigint, id: bigint, mode: LockMode, unlock: () => Promise<boolean>) {
     this.key = key;
     this.id = id;
+    this.mode = mode;
     this.#unlock = unlock;
   }
 

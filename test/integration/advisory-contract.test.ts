@@ -1,3 +1,5 @@
 import { describeLockContract } from '../support/contract.js';
 
 describeLockContract('advisory');
+describeLockContract('advisory-shared');
+describeLockContract('lock-all');

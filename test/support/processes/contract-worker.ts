@@ -1,12 +1,13 @@
 // One "service" of the contract suite: several callers in this process take a lock kind's keys
 // in turn for a while, recording entry and exit with the mutual-exclusion checker.
 // argv[2]: JSON { kind, url, schema, checker, keys, callers, durationMs, holdMs, name }
-import { createPgFence } from '../../../src/index.js';
+import { createPgFence, LockTimeoutError } from '../../../src/index.js';
 import { CheckerClient } from '../mutex-checker.js';
 import { sleep } from '../wait.js';
 
 interface Config {
-  kind: 'lease' | 'advisory' | 'semaphore' | 'lease-set' | 'election';
+  kind:
+    'lease' | 'advisory' | 'semaphore' | 'lease-set' | 'election' | 'advisory-shared' | 'lock-all';
   url: string;
   schema: string;
   checker: string;
@@ -36,6 +37,8 @@ async function caller(index: number): Promise<void> {
       // Every fifth round only tries, so try-acquire is checked under contention too.
       const useTry = round % 5 === 0;
       let handle: { release(): Promise<boolean>; token?: bigint } | null;
+      // advisory-shared: odd callers are readers, the rest writers.
+      const mode = config.kind === 'advisory-shared' && index % 2 === 1 ? 'shared' : 'exclusive';
       if (config.kind === 'lease' || config.kind === 'semaphore') {
         const kind = config.kind === 'semaphore' ? { permits: 1 } : {};
         handle = useTry
@@ -52,6 +55,18 @@ async function caller(index: number): Promise<void> {
         handle = useTry
           ? await fence.campaign(key, { ttlMs: 10_000, waitMs: 0 }).catch(() => null)
           : await fence.campaign(key, { ttlMs: 10_000, waitMs: 30_000 });
+      } else if (config.kind === 'lock-all') {
+        handle = await fence.lockAll([key], { waitMs: useTry ? 0 : 30_000 }).then(
+          ([lock]) => lock!,
+          (error: unknown) => {
+            if (useTry && error instanceof LockTimeoutError) return null;
+            throw error;
+          },
+        );
+      } else if (config.kind === 'advisory-shared') {
+        handle = useTry
+          ? await fence.tryLock(key, { mode })
+          : await fence.lock(key, { mode, waitMs: 30_000 });
       } else {
         handle = useTry ? await fence.tryLock(key) : await fence.lock(key, { waitMs: 30_000 });
       }
@@ -61,7 +76,12 @@ async function caller(index: number): Promise<void> {
         continue;
       }
       acquisitions += 1;
-      await checker.enter(key, holder, config.kind === 'advisory' ? undefined : handle.token);
+      await checker.enter(
+        key,
+        holder,
+        config.kind === 'advisory' ? undefined : handle.token,
+        config.kind === 'advisory-shared' ? mode : undefined,
+      );
       await sleep(Math.random() * config.holdMs);
       await checker.exit(key, holder);
       const released = await handle.release();
