@@ -70,33 +70,33 @@ export async function waitInServer(wait: ServerWait): Promise<'granted' | 'timeo
   const outcome = await settle(attempt, deadline, signal);
   if (outcome.kind === 'done') return 'granted';
   if (outcome.kind === 'failed') {
+    // Refused (lock_timeout, a cancel, a deadlock): wait for the undo queued ahead of this.
+    if (session.alive) await session.run(unlock, id).catch(() => false);
     wait.free(session.alive);
     const code = sqlState(outcome.error);
-    if (code === '55P03') return 'timeout'; // lock_timeout: the undo already ran first
+    if (code === '55P03') return 'timeout';
     if (code === '40P01') throw new DeadlockError(wait.key, { cause: outcome.error });
     throw outcome.error;
   }
   // Given up while the statement is out: it may yet be granted. Cancel it (a plain timeout
-  // meets lock_timeout in the server at about the same moment), give back a late grant, and
-  // drop the connection if no answer comes in time.
+  // meets lock_timeout in the server at about the same moment) and see it end before the
+  // caller hears back, so that by then this process neither holds the key nor waits for it in
+  // the server: a waiter left in the queue would be handed the very next release.
   const cancelled =
     outcome.kind === 'aborted' ? wait.cancel(session.pid).catch(() => {}) : undefined;
-  const guard = setTimeout(
-    () => session.destroy(new Error('an abandoned advisory wait did not end in time')),
-    wait.graceMs,
-  );
-  guard.unref();
-  attempt
-    .then(() => (cancelled ? false : session.run(unlock, id)))
-    .catch(() => false)
-    .then(() => cancelled)
-    .finally(() => {
-      clearTimeout(guard);
-      // After a cancel the connection is dropped rather than reused (the server frees a late
-      // grant with it): the cancel's signal could otherwise interrupt its next statement.
-      if (cancelled) void session.close();
-      wait.free(!cancelled);
-    });
+  const ended = await settle(attempt, performance.now() + wait.graceMs);
+  if (ended.kind === 'timeout') {
+    session.destroy(new Error('an abandoned advisory wait did not end in time'));
+    wait.free(false);
+  } else {
+    await cancelled;
+    // Gives back a late grant; after a refusal it runs behind the undo, so the undo is done too.
+    await session.run(unlock, id).catch(() => false);
+    // After a cancel the connection is not reused: the cancel's signal could otherwise still
+    // interrupt its next statement.
+    if (cancelled) await session.close();
+    wait.free(!cancelled);
+  }
   if (outcome.kind === 'aborted') throw signal!.reason;
   return 'timeout';
 }
