@@ -27,21 +27,31 @@ function sql(mode: LockMode): string {
   undo AS (SELECT ${unlock}(id) FROM got WHERE ok AND EXISTS (SELECT 1 FROM got WHERE NOT ok))
 SELECT pg_backend_pid() AS pid,
        NOT (SELECT busy FROM queued) AND NOT EXISTS (SELECT 1 FROM got WHERE NOT ok) AS ok,
-       (SELECT count(*) FROM undo) AS undone`;
+       (SELECT count(*) FROM undo) AS undone,
+       (SELECT id FROM got WHERE NOT ok LIMIT 1)::text AS blocked`;
 }
 
 const TEXT = { exclusive: sql('exclusive'), shared: sql('shared') };
 
-/** The statement that takes every id of `ids` or none; it reads true when all were taken. @internal */
+/** What `takeAll` read: whether every key was taken, else one that was busy (if known). @internal */
+export interface TakeAllResult {
+  all: boolean;
+  blocked: bigint | null;
+}
+
+/** The statement that takes every id of `ids` or none. @internal */
 export function takeAll(
   ids: readonly bigint[],
   mode: LockMode,
   checkQueue: boolean,
-): SoloStatement<boolean> {
+): SoloStatement<TakeAllResult> {
   return {
     name: `pgfence_advisory_all_${mode}`,
     text: TEXT[mode],
     values: [ids.map(String), checkQueue],
-    read: (row) => row.ok === true,
+    read: (row) => ({
+      all: row.ok === true,
+      blocked: typeof row.blocked === 'string' ? BigInt(row.blocked) : null,
+    }),
   };
 }

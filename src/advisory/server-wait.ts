@@ -18,6 +18,18 @@ const WAIT_SQL = {
   shared: `SELECT pg_backend_pid() AS pid,
   CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN pg_advisory_lock_shared($1::int8) IS NULL END AS ok`,
 };
+/**
+ * Waits for a release without keeping the key: granted in queue order and given back in the
+ * same statement (for `lockAll`, which must hold nothing while it waits).
+ */
+const PASS_SQL = {
+  exclusive: `SELECT pg_backend_pid() AS pid,
+  CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
+    CASE WHEN pg_advisory_lock($1::int8) IS NULL THEN false ELSE pg_advisory_unlock($1::int8) END END AS ok`,
+  shared: `SELECT pg_backend_pid() AS pid,
+  CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
+    CASE WHEN pg_advisory_lock_shared($1::int8) IS NULL THEN false ELSE pg_advisory_unlock_shared($1::int8) END END AS ok`,
+};
 /** lock_timeout is an int of milliseconds: longer waits are bounded by the client alone. */
 const MAX_LOCK_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -30,6 +42,8 @@ export interface ServerWait {
   /** A `performance.now()` time, or Infinity. */
   deadline: number;
   signal: AbortSignal | undefined;
+  /** 'pass': only wait for the key to be released, and keep nothing (the session is freed). */
+  then?: 'hold' | 'pass';
   /** How long an abandoned wait may take to answer before its connection is dropped. */
   graceMs: number;
   /** Interrupts the session's statement (`pg_cancel_backend`), for a waiter that gives up. */
@@ -58,9 +72,10 @@ export async function waitInServer(wait: ServerWait): Promise<'granted' | 'timeo
   }
   const timeout = left > MAX_LOCK_TIMEOUT_MS ? '0' : `${Math.max(1, Math.ceil(left))}ms`;
   const unlock = mode === 'shared' ? 'unlock-shared' : 'unlock';
+  const pass = wait.then === 'pass';
   const statement: SoloStatement<true> = {
-    name: `pgfence_advisory_wait_${mode}`,
-    text: WAIT_SQL[mode],
+    name: `pgfence_advisory_${pass ? 'pass' : 'wait'}_${mode}`,
+    text: (pass ? PASS_SQL : WAIT_SQL)[mode],
     values: [id.toString(), timeout],
     blocking: true,
     undo: { op: unlock, id },
@@ -68,7 +83,10 @@ export async function waitInServer(wait: ServerWait): Promise<'granted' | 'timeo
   };
   const attempt = session.solo(statement);
   const outcome = await settle(attempt, deadline, signal);
-  if (outcome.kind === 'done') return 'granted';
+  if (outcome.kind === 'done') {
+    if (pass) wait.free(true);
+    return 'granted';
+  }
   if (outcome.kind === 'failed') {
     // Refused (lock_timeout, a cancel, a deadlock): wait for the undo queued ahead of this.
     if (session.alive) await session.run(unlock, id).catch(() => false);

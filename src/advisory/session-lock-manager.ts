@@ -22,7 +22,7 @@ import {
 } from '../options.js';
 import type { AdvisoryLock, LockOptions, TryLockOptions } from '../types.js';
 import { AdvisorySession, type HeldLock, type SessionEnd } from './advisory-session.js';
-import { takeAll } from './all-or-nothing.js';
+import { takeAll, type TakeAllResult } from './all-or-nothing.js';
 import { LocalLocks, type LocalSlot } from './local-locks.js';
 import { waitInServer } from './server-wait.js';
 import { WaitSessions } from './wait-sessions.js';
@@ -160,6 +160,7 @@ export class SessionLockManager {
     const label = parsed.map((k) => String(k.display)).join(', ');
     const ids = parsed.map((k) => k.id);
     const cancel = new Cancellation(label, waitMs, [signal, this.#closing.signal]);
+    const deadline = performance.now() + waitMs;
     let retryMs = FIRST_RETRY_MS;
     try {
       for (;;) {
@@ -171,9 +172,14 @@ export class SessionLockManager {
           continue;
         }
         const taken = await this.#takeAll(parsed, mode, slots, cancel);
-        if (taken) return taken;
+        if (Array.isArray(taken)) return taken;
         if (waitMs === 0) throw new LockTimeoutError(label, waitMs);
-        // Busy on the server: try again after a jittered, doubling pause.
+        // Busy on the server: wait in the server's queue for a busy key to be released (holding
+        // nothing), or else poll with a jittered, doubling pause.
+        if (taken !== null && (await this.#passThrough(label, taken, mode, deadline, signal))) {
+          retryMs = FIRST_RETRY_MS;
+          continue;
+        }
         await cancel.sleep(retryMs * (0.5 + Math.random() / 2));
         retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
       }
@@ -406,13 +412,52 @@ export class SessionLockManager {
     }
   }
 
-  /** Several keys on one session in one all-or-nothing statement; null if any was busy. */
+  /**
+   * Waits on a wait session until `id` is released, taking and giving it back in one statement.
+   * False when no wait session could be had (the caller polls instead). Rejects like the wait.
+   */
+  async #passThrough(
+    label: string,
+    id: bigint,
+    mode: LockMode,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    const checkout = await settle(this.#waits.checkout(), deadline, signal);
+    if (checkout.kind === 'aborted') throw signal!.reason;
+    if (checkout.kind !== 'done' || !checkout.value) return false;
+    const session = checkout.value;
+    this.#ensureOpen();
+    try {
+      await waitInServer({
+        session,
+        key: label,
+        id,
+        mode,
+        deadline,
+        signal,
+        then: 'pass',
+        graceMs: this.#options.livenessIntervalMs,
+        cancel: (pid) => this.#db.query('SELECT pg_cancel_backend($1)', [pid]),
+        free: (reusable) => this.#waits.checkin(session, reusable),
+      });
+    } catch (error) {
+      if (signal?.aborted || this.#closed) throw error;
+      return false; // a failed wait session: poll instead
+    }
+    return true;
+  }
+
+  /**
+   * Several keys on one session in one all-or-nothing statement: the locks, or when a key was
+   * busy, that key's id (null if unknown).
+   */
   async #takeAll(
     keys: readonly { display: string | bigint; id: bigint }[],
     mode: LockMode,
     slots: LocalSlot[],
     cancel: Cancellation,
-  ): Promise<SessionLock[] | null> {
+  ): Promise<SessionLock[] | bigint | null> {
     const ids = keys.map((k) => k.id);
     const unlock = mode === 'shared' ? 'unlock-shared' : 'unlock';
     let passedOn = false;
@@ -426,15 +471,15 @@ export class SessionLockManager {
       }
       const check = mode === 'shared' && ids.some((id) => session.holds(id));
       const attempt = session.solo(takeAll(ids, mode, check));
-      let all: boolean;
+      let result: TakeAllResult;
       try {
-        all = await cancel.race(attempt);
+        result = await cancel.race(attempt);
       } catch (error) {
         if (cancel.cancelled) {
           // Given up with the statement out: a late grant is given back before the slots pass on.
           passedOn = true;
           attempt
-            .then((got) => (got ? Promise.all(ids.map((id) => session.run(unlock, id))) : []))
+            .then((got) => (got.all ? Promise.all(ids.map((id) => session.run(unlock, id))) : []))
             .catch(() => [])
             .finally(() => slots.forEach((s) => s.release()));
           throw error;
@@ -444,7 +489,8 @@ export class SessionLockManager {
         }
         throw error;
       }
-      if (!all || !session.alive) return null;
+      if (!session.alive) return null;
+      if (!result.all) return result.blocked;
       passedOn = true;
       return keys.map((k, i) => this.#register(session, k.display, k.id, mode, slots[i]!));
     } finally {

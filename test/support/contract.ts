@@ -164,7 +164,9 @@ export function describeLockContract(kind: LockKind): void {
           `tryNull=${results.reduce((n, r) => n + r.tryNulls, 0)} perKey=${JSON.stringify(figures.perKeyAndProcess)}`,
       );
       expect(figures.acquisitions).toBe(acquired);
-      expect(figures.acquisitions).toBeGreaterThan(100);
+      // A lockAll is a statement of its own, never batched with other callers' try-locks, so it
+      // does fewer rounds in the same time on a loaded machine; exclusion is the point here.
+      expect(figures.acquisitions).toBeGreaterThan(kind === 'lock-all' ? 40 : 100);
       if (kind === 'advisory-shared') {
         // Readers overlap by design: only a reader or writer beside a writer is a conflict.
         const conflicts = Object.values(figures.modeConflicts).reduce((n, c) => n + c, 0);
@@ -202,8 +204,14 @@ export function describeLockContract(kind: LockKind): void {
       }
       const after = await analyseChecker(testUrl(), checker);
       expect(after.acquisitions - before.acquisitions).toBe(16);
-      expect(after.overlaps).toBe(before.overlaps);
-      expect(after.overlaps).toBe(0);
+      if (kind === 'advisory-shared') {
+        // Its multi-process run left readers' overlaps in the log: count conflicts on this key.
+        expect(after.modeConflicts[key] ?? 0).toBe(0);
+        expect(after.maxInside[key]).toBe(1);
+      } else {
+        expect(after.overlaps).toBe(before.overlaps);
+        expect(after.overlaps).toBe(0);
+      }
       if (kind !== 'advisory') expect(after.regressions).toBe(0);
     });
 
