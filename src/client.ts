@@ -12,6 +12,8 @@ import { ReaperLoop } from './reaper/reaper-loop.js';
 import { inspect } from './inspect.js';
 import { Election } from './election/election.js';
 import type { PgFence } from './types.js';
+import { Telemetry } from './telemetry/telemetry.js';
+import { instrument } from './telemetry/instrument.js';
 
 /**
  * Creates a `PgFence`: advisory locks, leases with fencing tokens, claiming and reaping over
@@ -21,8 +23,9 @@ import type { PgFence } from './types.js';
 export function createPgFence(options: PgFenceOptions): PgFence {
   const resolved = resolveOptions(options);
   const db = new Database(resolved);
-  const advisory = new SessionLockManager(db, resolved);
-  const leases = new LeaseManager(db, resolved);
+  const telemetry = new Telemetry(resolved.telemetry);
+  const advisory = new SessionLockManager(db, resolved, telemetry);
+  const leases = new LeaseManager(db, resolved, telemetry);
   const claimer = new Claimer(db, leases, resolved);
   const election = new Election(db, leases, resolved.pollIntervalMs);
   const reapers = new Set<ReaperLoop>();
@@ -76,5 +79,5 @@ export function createPgFence(options: PgFenceOptions): PgFence {
     },
     [Symbol.asyncDispose]: () => fence.close(),
   };
-  return Object.freeze(fence);
+  return Object.freeze(instrument(fence, telemetry));
 }

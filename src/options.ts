@@ -2,6 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { InvalidArgumentError } from './errors.js';
+import {
+  resolveTelemetryOptions,
+  type ResolvedTelemetryOptions,
+  type TelemetryOptions,
+} from './telemetry/telemetry-options.js';
 
 /** Everything `createPgFence` accepts: the connection and every option, side by side. */
 export type PgFenceOptions = PgFenceConnection & PgFenceSettings;
@@ -65,6 +70,12 @@ export interface PgFenceSettings {
   statementTimeoutMs?: number;
   /** Called with errors from background work (renewals, listeners) that no caller awaits. */
   onError?: (error: unknown) => void;
+  /**
+   * OpenTelemetry metrics and spans (`@opentelemetry/api`, an optional peer dependency). On by
+   * default when a global meter or tracer provider is registered; keys stay out of span
+   * attributes unless `includeKeys` is set.
+   */
+  telemetry?: TelemetryOptions;
 }
 
 /** `PgFenceOptions` after validation, with every default filled in. @internal */
@@ -85,6 +96,7 @@ export interface ResolvedOptions {
   readonly connectTimeoutMs: number;
   readonly statementTimeoutMs: number;
   readonly onError: (error: unknown) => void;
+  readonly telemetry: ResolvedTelemetryOptions;
 }
 
 export const DEFAULT_SCHEMA = 'pgfence';
@@ -112,6 +124,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'connectTimeoutMs',
   'statementTimeoutMs',
   'onError',
+  'telemetry',
 ]);
 
 /** Validates `createPgFence`'s options and returns them frozen, defaults filled in. */
@@ -186,6 +199,7 @@ export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
         ? 10_000
         : boundMs('statementTimeoutMs', options.statementTimeoutMs),
     onError,
+    telemetry: resolveTelemetryOptions(options.telemetry),
   });
 }
 

@@ -28,6 +28,7 @@ import { waitInServer } from './server-wait.js';
 import { WaitSessions } from './wait-sessions.js';
 import { SessionLock } from './session-lock.js';
 import { settle } from './settle.js';
+import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
 
 /**
  * A waiter blocks in the server on a wait session of its own (server-wait.ts). It polls with
@@ -77,7 +78,10 @@ export class SessionLockManager {
   readonly #opening: (Promise<AdvisorySession> | undefined)[];
   readonly #live: (AdvisorySession | undefined)[];
 
-  constructor(db: Database, options: ResolvedOptions) {
+  readonly #telemetry: Telemetry;
+
+  constructor(db: Database, options: ResolvedOptions, telemetry: Telemetry = NO_TELEMETRY) {
+    this.#telemetry = telemetry;
     this.#db = db;
     this.#options = options;
     // Every caller waiting for a slot listens on it.
@@ -556,6 +560,7 @@ export class SessionLockManager {
         }
         if (!session.alive) throw new Error('the advisory session ended as it opened');
         this.#live[i] = session;
+        this.#telemetry.advisorySessions(1);
         return session;
       });
       this.#opening[i] = opening;
@@ -568,6 +573,7 @@ export class SessionLockManager {
 
   #ended(i: number, session: AdvisorySession, end: SessionEnd): void {
     if (this.#live[i] === session) {
+      this.#telemetry.advisorySessions(-1);
       this.#live[i] = undefined;
       this.#opening[i] = undefined;
     }
@@ -582,6 +588,7 @@ export class SessionLockManager {
         ? 'the PgFence was closed'
         : `its session connection was lost (${errorMessage(cause)})`;
     for (const { lock, slot } of session.held) {
+      this.#telemetry.lost('advisory', end.kind === 'closed' ? 'closed' : 'session');
       lock.lose(cause, `advisory lock "${String(lock.key)}" is no longer held: ${why}`);
       slot.release();
     }

@@ -4,6 +4,7 @@ import type { Lease } from '../types.js';
 import type { AcquiredLease } from './acquired.js';
 import { assertAboveMargin } from './lease-options.js';
 import { atDeadline } from './long-timer.js';
+import type { LossReason } from '../telemetry/names.js';
 
 /** What a handle needs from its manager. @internal */
 export interface LeaseHandleHost {
@@ -27,6 +28,8 @@ export interface LeaseHandleHost {
   onError(error: unknown): void;
   /** The handle stopped holding (released or lost): stop renewing it, pass its key on. */
   ended(handle: LeaseHandle): void;
+  /** Told why a held lease was lost (for telemetry). */
+  lost?(reason: LossReason): void;
 }
 
 type State = 'held' | 'lost' | 'released';
@@ -120,9 +123,13 @@ export class LeaseHandle implements Lease {
   }
 
   /** The lease is gone (or no longer trusted): abort the signal, stop renewing, pass the key on. */
-  lose(why: string, options: { rowGone?: boolean; cause?: unknown } = {}): void {
+  lose(
+    why: string,
+    options: { rowGone?: boolean; cause?: unknown; reason?: LossReason } = {},
+  ): void {
     if (this.#state !== 'held') return;
     this.#state = 'lost';
+    this.#host.lost?.(options.reason ?? (options.rowGone ? 'gone' : 'deadline'));
     if (options.rowGone) this.#rowGone = true;
     this.#disarm?.();
     this.#controller.abort(
@@ -205,7 +212,7 @@ export class LeaseHandle implements Lease {
 
   /** Used by close(): the PgFence releases every term itself, in one statement. */
   closeLost(): void {
-    this.lose('the PgFence was closed', { rowGone: true });
+    this.lose('the PgFence was closed', { rowGone: true, reason: 'closed' });
   }
 
   #assertHeld(): void {

@@ -15,6 +15,7 @@ import { LeaseStore } from './lease-store.js';
 import { ReleaseListener, type ReleaseSubscription } from './release-listener.js';
 import { Renewer } from './renewer.js';
 import { renewUntil } from './renew-attempts.js';
+import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
 
 /** How long close() gives the statement that releases every held lease. */
 const CLOSE_RELEASE_TIMEOUT_MS = 5_000;
@@ -35,9 +36,11 @@ export class LeaseManager {
   readonly #held = new Map<LeaseHandle, KeySlot | undefined>();
   readonly #closing = new AbortController();
   readonly #host: LeaseHandleHost;
+  readonly #telemetry: Telemetry;
 
-  constructor(db: Database, options: ResolvedOptions) {
+  constructor(db: Database, options: ResolvedOptions, telemetry: Telemetry = NO_TELEMETRY) {
     this.#options = options;
+    this.#telemetry = telemetry;
     // Every waiter listens for close(): thousands of them are normal, not a leak.
     setMaxListeners(0, this.#closing.signal);
     this.#store = new LeaseStore(db, options.owner);
@@ -46,7 +49,7 @@ export class LeaseManager {
       `${options.applicationName}:listen`.slice(0, 63),
       options.onError,
     );
-    this.#renewer = new Renewer(this.#store, options.renewFraction, options.onError);
+    this.#renewer = new Renewer(this.#store, options.renewFraction, options.onError, telemetry);
     const store = this.#store;
     this.#host = {
       owner: options.owner,
@@ -54,17 +57,21 @@ export class LeaseManager {
       marginFor: (ttlMs) => marginFor(options, ttlMs),
       renewOne: async (key, token, ttlMs, deadline, holder) => {
         let failure: unknown;
-        const result = await renewUntil(store, [{ key, token, ttlMs, holder }], deadline, {
-          ttlMs,
-          skipLocked: false,
-          onError: (error) => (failure = error),
-        });
+        const result = await telemetry.renewal(1, () =>
+          renewUntil(store, [{ key, token, ttlMs, holder }], deadline, {
+            ttlMs,
+            skipLocked: false,
+            onError: (error) => (failure = error),
+          }),
+        );
         // No answer by the deadline: the term is lost either way; say why it could not be kept.
         if (result === null) throw failure ?? new Error('no renewal answer before the deadline');
         const expiresAt = [...result.expiresAt.values()][0];
         return expiresAt ? { sentAt: result.sentAt, expiresAt } : null;
       },
-      release: (key, token, holder) => store.release(key, token, holder),
+      release: (key, token, holder) =>
+        telemetry.release('lease', key, token, () => store.release(key, token, holder)),
+      lost: (reason) => telemetry.lost('lease', reason),
       onError: options.onError,
       ended: (handle) => this.#ended(handle),
     };
@@ -305,12 +312,14 @@ export class LeaseManager {
       return handle;
     }
     this.#held.set(handle, slot);
+    this.#telemetry.leaseHeld(handle);
     if (handle.autoRenew) this.#renewer.add(handle);
     return handle;
   }
 
   #ended(handle: LeaseHandle): void {
     this.#renewer.remove(handle);
+    this.#telemetry.leaseEnded(handle);
     const slot = this.#held.get(handle);
     this.#held.delete(handle);
     slot?.release();

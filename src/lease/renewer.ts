@@ -3,6 +3,7 @@ import type { LeaseHandle } from './lease-handle.js';
 import type { LeaseStore } from './lease-store.js';
 import { MAX_TIMER_MS } from './long-timer.js';
 import { renewUntil } from './renew-attempts.js';
+import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
 
 const MIN_RETRY_MS = 50;
 const MAX_RETRY_MS = 1_000;
@@ -24,7 +25,15 @@ export class Renewer {
 
   readonly #renewFraction: number;
 
-  constructor(store: LeaseStore, renewFraction: number, onError: (error: unknown) => void) {
+  readonly #telemetry: Telemetry;
+
+  constructor(
+    store: LeaseStore,
+    renewFraction: number,
+    onError: (error: unknown) => void,
+    telemetry: Telemetry = NO_TELEMETRY,
+  ) {
+    this.#telemetry = telemetry;
     this.#store = store;
     this.#renewFraction = renewFraction;
     this.#onError = onError;
@@ -98,11 +107,13 @@ export class Renewer {
     }));
     // Retried on fresh connections until the earliest deadline of the batch: past it, that
     // lease is lost anyway (its handle says so on its own), and the others are due again.
-    const result = await renewUntil(this.#store, terms, earliestDeadline, {
-      ttlMs: shortestTtl,
-      skipLocked: true,
-      onError: this.#onError,
-    });
+    const result = await this.#telemetry.renewal(batch.length, () =>
+      renewUntil(this.#store, terms, earliestDeadline, {
+        ttlMs: shortestTtl,
+        skipLocked: true,
+        onError: this.#onError,
+      }),
+    );
     const now = performance.now();
     if (result === null) {
       for (const lease of batch) {

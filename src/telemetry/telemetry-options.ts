@@ -1,0 +1,72 @@
+import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
+import { InvalidArgumentError } from '../errors.js';
+
+/** The `telemetry` option of `createPgFence`: OpenTelemetry metrics and spans. */
+export interface TelemetryOptions {
+  /**
+   * Put lock keys in span attributes (`pgfence.lock.key`). Default false: keys may be
+   * sensitive (customer ids, file names), so they stay out unless asked for. Metrics never
+   * carry keys (one time series per key would be unbounded).
+   */
+  includeKeys?: boolean;
+  /** The meter provider to use. Default: the global one of `@opentelemetry/api`, if any. */
+  meterProvider?: MeterProvider;
+  /** The tracer provider to use. Default: the global one of `@opentelemetry/api`, if any. */
+  tracerProvider?: TracerProvider;
+  /** Set false to turn telemetry off even when a global provider is registered. Default true. */
+  enabled?: boolean;
+}
+
+/** `TelemetryOptions` after validation. @internal */
+export interface ResolvedTelemetryOptions {
+  readonly includeKeys: boolean;
+  readonly meterProvider: MeterProvider | undefined;
+  readonly tracerProvider: TracerProvider | undefined;
+  readonly enabled: boolean;
+}
+
+const KNOWN = new Set(['includeKeys', 'meterProvider', 'tracerProvider', 'enabled']);
+
+/** Validates the `telemetry` option; unknown fields are refused. @internal */
+export function resolveTelemetryOptions(given: unknown): ResolvedTelemetryOptions {
+  if (given === undefined) {
+    return Object.freeze({
+      includeKeys: false,
+      meterProvider: undefined,
+      tracerProvider: undefined,
+      enabled: true,
+    });
+  }
+  if (given === null || typeof given !== 'object') {
+    throw new InvalidArgumentError(
+      '"telemetry" must be an object: { includeKeys?, meterProvider?, tracerProvider?, enabled? }',
+    );
+  }
+  for (const name of Object.keys(given)) {
+    if (!KNOWN.has(name)) throw new InvalidArgumentError(`unknown telemetry option "${name}"`);
+  }
+  const options = given as TelemetryOptions;
+  for (const name of ['includeKeys', 'enabled'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') {
+      throw new InvalidArgumentError(`"telemetry.${name}" must be a boolean`);
+    }
+  }
+  if (
+    options.meterProvider !== undefined &&
+    typeof (options.meterProvider as Partial<MeterProvider>).getMeter !== 'function'
+  ) {
+    throw new InvalidArgumentError('"telemetry.meterProvider" must be a MeterProvider');
+  }
+  if (
+    options.tracerProvider !== undefined &&
+    typeof (options.tracerProvider as Partial<TracerProvider>).getTracer !== 'function'
+  ) {
+    throw new InvalidArgumentError('"telemetry.tracerProvider" must be a TracerProvider');
+  }
+  return Object.freeze({
+    includeKeys: options.includeKeys ?? false,
+    meterProvider: options.meterProvider,
+    tracerProvider: options.tracerProvider,
+    enabled: options.enabled ?? true,
+  });
+}
