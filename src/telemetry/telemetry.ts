@@ -1,4 +1,11 @@
-import type { Attributes, Counter, Histogram, Span, Tracer, UpDownCounter } from '@opentelemetry/api';
+import type {
+  Attributes,
+  Counter,
+  Histogram,
+  Span,
+  Tracer,
+  UpDownCounter,
+} from '@opentelemetry/api';
 import { isLockError } from '../error-brand.js';
 import { loadOtelApi, type OtelModule } from './otel-api.js';
 import {

@@ -72,7 +72,10 @@ describe('telemetry: metrics and spans match what happened', () => {
 
   beforeAll(async () => {
     t = await migratedFence({ applicationName: 'pgfence-otel' });
-    fence = t.another({ telemetry: { meterProvider, tracerProvider }, applicationName: 'pgfence-otel' });
+    fence = t.another({
+      telemetry: { meterProvider, tracerProvider },
+      applicationName: 'pgfence-otel',
+    });
   });
   afterAll(async () => {
     await t?.cleanup();
@@ -92,8 +95,12 @@ describe('telemetry: metrics and spans match what happened', () => {
     expect(await settledWithin(lost, 10_000)).not.toBeNull();
 
     let m = await reader.metrics();
-    expect(count(m, 'pgfence.lock.acquire.duration', { 'pgfence.lock.outcome': 'acquired' })).toBe(2);
-    expect(count(m, 'pgfence.lock.acquire.duration', { 'pgfence.lock.outcome': 'timeout' })).toBe(2);
+    expect(count(m, 'pgfence.lock.acquire.duration', { 'pgfence.lock.outcome': 'acquired' })).toBe(
+      2,
+    );
+    expect(count(m, 'pgfence.lock.acquire.duration', { 'pgfence.lock.outcome': 'timeout' })).toBe(
+      2,
+    );
     expect(count(m, 'pgfence.lock.acquire.duration', { 'pgfence.lock.kind': 'lease' })).toBe(4);
     expect(sum(m, 'pgfence.lease.held')).toBe(1); // a is held, b was lost
     expect(sum(m, 'pgfence.lock.losses', { 'pgfence.loss.reason': 'deadline' })).toBe(1);
@@ -137,7 +144,8 @@ describe('telemetry: metrics and spans match what happened', () => {
     expect(sum(m, 'pgfence.lock.losses', { 'pgfence.loss.reason': 'session' })).toBe(1);
     expect(sum(m, 'pgfence.advisory.sessions')).toBe(0);
     for (const metric of m.values()) {
-      for (const point of metric.dataPoints) expect(point.attributes).not.toHaveProperty('pgfence.lock.key');
+      for (const point of metric.dataPoints)
+        expect(point.attributes).not.toHaveProperty('pgfence.lock.key');
     }
   });
 
