@@ -69,6 +69,8 @@ async function main(): Promise<number> {
       maintenance += 1;
       const lost = leases.filter((l) => l.signal.aborted).length;
       if (maintenance % 6 === 0) log(`${lost} lost so far, ${maintenance} ANALYZE/VACUUM runs`);
+      const first = leases.find((l) => l.signal.aborted);
+      if (first && maintenance % 6 === 0) log(`first loss: ${String(first.signal.reason)}`);
       await new Promise((r) => setTimeout(r, 5_000));
     }
     const exit = await contenderDone;
