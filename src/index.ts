@@ -23,6 +23,11 @@ export type { LockErrorCode } from './errors.js';
 export type { PgFenceOptions, PgFenceConnection, PgFenceSettings, LockMode } from './options.js';
 export type { MigrateOptions, MigrationRun } from './schema/migrate.js';
 export type {
+  TelemetryOptions,
+  MeterProviderLike,
+  TracerProviderLike,
+} from './telemetry/telemetry-options.js';
+export type {
   PgFence,
   Transaction,
   ClaimSource,

@@ -1,6 +1,19 @@
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import { InvalidArgumentError } from '../errors.js';
 
+/**
+ * A meter provider, as `@opentelemetry/api` defines it. Structural, so that pgfence's typings
+ * do not need that optional package installed.
+ */
+export interface MeterProviderLike {
+  getMeter(name: string, version?: string, options?: object): unknown;
+}
+
+/** A tracer provider, as `@opentelemetry/api` defines it (structural, like `MeterProviderLike`). */
+export interface TracerProviderLike {
+  getTracer(name: string, version?: string, options?: object): unknown;
+}
+
 /** The `telemetry` option of `createPgFence`: OpenTelemetry metrics and spans. */
 export interface TelemetryOptions {
   /**
@@ -10,9 +23,9 @@ export interface TelemetryOptions {
    */
   includeKeys?: boolean;
   /** The meter provider to use. Default: the global one of `@opentelemetry/api`, if any. */
-  meterProvider?: MeterProvider;
+  meterProvider?: MeterProviderLike;
   /** The tracer provider to use. Default: the global one of `@opentelemetry/api`, if any. */
-  tracerProvider?: TracerProvider;
+  tracerProvider?: TracerProviderLike;
   /** Set false to turn telemetry off even when a global provider is registered. Default true. */
   enabled?: boolean;
 }
@@ -65,8 +78,9 @@ export function resolveTelemetryOptions(given: unknown): ResolvedTelemetryOption
   }
   return Object.freeze({
     includeKeys: options.includeKeys ?? false,
-    meterProvider: options.meterProvider,
-    tracerProvider: options.tracerProvider,
+    // Checked above to have the one method pgfence calls; typed as the real thing from here.
+    meterProvider: options.meterProvider as MeterProvider | undefined,
+    tracerProvider: options.tracerProvider as TracerProvider | undefined,
     enabled: options.enabled ?? true,
   });
 }
