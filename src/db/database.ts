@@ -127,6 +127,10 @@ export class Database {
   async withClient<T>(fn: (client: BoundedClient) => Promise<T>): Promise<T> {
     this.#assertOpen();
     const client = await this.#checkout(undefined);
+    // Between its statements the connection may die (a terminated backend): the next statement
+    // fails with that; an unheard 'error' event would take the process down.
+    const onIdleError = (): void => {};
+    client.on('error', onIdleError);
     const bounded: BoundedClient = {
       raw: client,
       query: async <R extends pg.QueryResultRow>(
@@ -143,9 +147,11 @@ export class Database {
     };
     try {
       const result = await fn(bounded);
+      client.off('error', onIdleError);
       client.release();
       return result;
     } catch (error) {
+      client.off('error', onIdleError);
       this.#discard(client, error);
       throw this.#explain(error);
     }

@@ -58,6 +58,8 @@ export interface RenewResult {
  */
 const MAX_ACQUIRE_BATCH = 256;
 const MAX_RELEASE_BATCH = 1_000;
+/** The pause before a release whose row was busy asks again in a shared statement. */
+const BUSY_RELEASE_RETRY_MS = 25;
 /** Batches running at once: enough to use a few pool connections, few enough to batch under load. */
 const MAX_IN_FLIGHT = 4;
 
@@ -100,7 +102,14 @@ export class LeaseStore {
       ]);
       return (result.rowCount ?? 0) > 0;
     }
-    const answer = await this.#releaser.submit({ key, token });
+    let answer = await this.#releaser.submit({ key, token });
+    if (answer === 'busy') {
+      // Most often a renewal of many leases holding its rows for a moment: ask again in a
+      // shared statement before waiting alone, so thousands of releases do not become
+      // thousands of statements.
+      await new Promise((resolve) => setTimeout(resolve, BUSY_RELEASE_RETRY_MS));
+      answer = await this.#releaser.submit({ key, token });
+    }
     if (answer !== 'busy') return answer;
     // Its row is locked by someone else (a guarded write in progress): the shared statement
     // skipped it, and this caller alone waits for it, in a statement of its own (bounded like

@@ -17,7 +17,8 @@ export function instrument(fence: PgFence, telemetry: Telemetry): PgFence {
     ...fence,
     lock: (key, options) =>
       telemetry.acquire('advisory', key, signalOf(options), () => fence.lock(key, options)),
-    tryLock: (key) => telemetry.acquire('advisory', key, undefined, () => fence.tryLock(key)),
+    tryLock: (key, options) =>
+      telemetry.acquire('advisory', key, undefined, () => fence.tryLock(key, options)),
     withLock: (key, fn, options) =>
       typeof fn !== 'function'
         ? fence.withLock(key, fn, options)

@@ -69,7 +69,8 @@ describe('pgfence doctor on a plain server', () => {
   describe('as a role without privileges on the schema', () => {
     const role = uniqueSchema('r');
     beforeAll(async () => {
-      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      // A password too: the embedded server asks for one (the system server trusts loopback).
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${role}'`);
     });
     afterAll(async () => {
       await admin.query(`DROP OWNED BY ${role}`).catch(() => {});
@@ -79,7 +80,7 @@ describe('pgfence doctor on a plain server', () => {
     it('fails and names what is missing', async () => {
       const u = new URL(url);
       u.username = role;
-      u.password = '';
+      u.password = role;
       const result = await pgfence(['doctor', '--json', '--url', u.toString(), '--schema', schema]);
       expect(result.code).toBe(1);
       const found = check(parse(result.stdout), 'schema');
