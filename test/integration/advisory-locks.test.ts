@@ -162,10 +162,20 @@ describe('session advisory locks', () => {
     const local = new AbortController();
     const waitingLocal = fence.lock('abort-local', { signal: local.signal, waitMs: 20_000 });
     await sleep(150);
+    // Both outcomes are heard from the start: a server wait rejects only once its statement
+    // ended, the in-process one at once.
+    const waited = waiting.then(
+      () => 'granted',
+      (e: unknown) => e,
+    );
+    const waitedLocal = waitingLocal.then(
+      () => 'granted',
+      (e: unknown) => e,
+    );
     controller.abort(reason);
     local.abort('local reason');
-    await expect(waiting).rejects.toBe(reason);
-    await expect(waitingLocal).rejects.toBe('local reason');
+    expect(await waited).toBe(reason);
+    expect(await waitedLocal).toBe('local reason');
     const pre = AbortSignal.abort(new Error('already'));
     await expect(fence.lock('abort', { signal: pre })).rejects.toThrow('already');
     await theirs.release();
