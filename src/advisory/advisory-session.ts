@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { destroyConnection } from '../db/connection.js';
 import type { Database } from '../db/database.js';
 import { sqlState } from '../db/errors.js';
 import { SessionChangedError } from '../errors.js';
@@ -139,7 +140,7 @@ export class AdvisorySession {
       } as pg.QueryConfig);
       return new AdvisorySession(client, rows[0]!.pid, livenessMs, onEnd);
     } catch (error) {
-      destroy(client);
+      destroyConnection(client);
       throw error;
     } finally {
       client.off('error', early);
@@ -178,7 +179,7 @@ export class AdvisorySession {
     const ended = this.#client.end().catch(() => {});
     const timeout = new Promise((resolve) => setTimeout(resolve, 2_000).unref());
     await Promise.race([ended, timeout]);
-    destroy(this.#client);
+    destroyConnection(this.#client);
   }
 
   #enqueue(op: BatchOp | null, id: bigint, solo?: SoloStatement<unknown>): Promise<unknown> {
@@ -285,7 +286,7 @@ export class AdvisorySession {
   #die(cause: unknown): void {
     if (this.#ended) return;
     this.#end({ kind: 'lost', cause }, cause);
-    destroy(this.#client);
+    destroyConnection(this.#client);
   }
 
   #end(end: SessionEnd, cause: unknown): void {
@@ -304,11 +305,4 @@ function sessionChanged(what: string, cause?: unknown): SessionChangedError {
       'in between, and session locks cannot work through it (use leases or xactLock there)',
     { cause },
   );
-}
-
-/** Drops the socket at once: a stalled network may never answer a polite goodbye. */
-function destroy(client: pg.Client): void {
-  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
-    ?.stream;
-  stream?.destroy();
 }

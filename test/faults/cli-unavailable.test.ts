@@ -1,11 +1,10 @@
 // The CLI exits 69 whenever the database is unreachable (a refused port) or does not answer (a
 // stalled network) — `run` with the default wait ("forever") and `run --advisory` included —
 // within the connect bound, saying so on stderr.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgfence } from '../support/cli.js';
 import { testUrl } from '../support/database.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { refusedPort, startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const commands: [string, string[]][] = [
   ['run (default wait)', ['run', 'k', '--', 'node', '-e', '0']],
@@ -18,13 +17,9 @@ const commands: [string, string[]][] = [
 ];
 
 async function refusedUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
   const url = new URL(testUrl());
   url.hostname = '127.0.0.1';
-  url.port = String(typeof address === 'object' && address ? address.port : 1);
+  url.port = String(await refusedPort());
   return url.toString();
 }
 

@@ -1,7 +1,6 @@
 // Guarantee 9: unavailable is never contention. Against a server that accepts connections and
 // never answers (a stalled TCP proxy) and against a refused port, every public call settles in
 // bounded time with UnavailableError (cause: the driver's error), and close() returns.
-import { createServer } from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -11,7 +10,7 @@ import {
   type PgFence,
 } from '../../src/index.js';
 import { testUrl, useMigratedFence } from '../support/database.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { refusedPort, startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { settledWithin } from '../support/wait.js';
 
 const CONNECT_MS = 1_000;
@@ -21,15 +20,6 @@ const WAIT_MS = 1_500;
 const NO_WAIT_LIMIT_MS = CONNECT_MS + STATEMENT_MS + 1_500;
 /** The bound of a call that waits. */
 const WAIT_LIMIT_MS = WAIT_MS + CONNECT_MS + 1_500;
-
-/** A port with nothing listening on it. */
-async function refusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof address === 'object' && address ? address.port : 1;
-}
 
 type Call = [name: string, limitMs: number, run: (fence: PgFence) => Promise<unknown>];
 
