@@ -58,8 +58,6 @@ export interface RenewResult {
  */
 const MAX_ACQUIRE_BATCH = 256;
 const MAX_RELEASE_BATCH = 1_000;
-/** The pause before a release whose row was busy asks again in a shared statement. */
-const BUSY_RELEASE_RETRY_MS = 25;
 /** Batches running at once: enough to use a few pool connections, few enough to batch under load. */
 const MAX_IN_FLIGHT = 4;
 
@@ -74,6 +72,7 @@ export class LeaseStore {
   readonly #owner: string;
   readonly #acquirer: Coalescer<AcquireRequest, AcquireOutcome>;
   readonly #releaser: Coalescer<{ key: string; token: bigint }, boolean | 'busy'>;
+  readonly #waitingReleaser: Coalescer<{ key: string; token: bigint }, boolean | 'busy'>;
 
   constructor(db: Database, owner: string) {
     this.#db = db;
@@ -82,7 +81,11 @@ export class LeaseStore {
       maxBatch: MAX_ACQUIRE_BATCH,
       maxInFlight: MAX_IN_FLIGHT,
     });
-    this.#releaser = new Coalescer((batch) => this.#releaseBatch(batch), {
+    this.#releaser = new Coalescer((batch) => this.#releaseBatch(batch, true), {
+      maxBatch: MAX_RELEASE_BATCH,
+      maxInFlight: MAX_IN_FLIGHT,
+    });
+    this.#waitingReleaser = new Coalescer((batch) => this.#releaseBatch(batch, false), {
       maxBatch: MAX_RELEASE_BATCH,
       maxInFlight: MAX_IN_FLIGHT,
     });
@@ -102,23 +105,16 @@ export class LeaseStore {
       ]);
       return (result.rowCount ?? 0) > 0;
     }
-    let answer = await this.#releaser.submit({ key, token });
-    if (answer === 'busy') {
-      // Most often a renewal of many leases holding its rows for a moment: ask again in a
-      // shared statement before waiting alone, so thousands of releases do not become
-      // thousands of statements.
-      await new Promise((resolve) => setTimeout(resolve, BUSY_RELEASE_RETRY_MS));
-      answer = await this.#releaser.submit({ key, token });
-    }
+    const answer = await this.#releaser.submit({ key, token });
     if (answer !== 'busy') return answer;
-    // Its row is locked by someone else (a guarded write in progress): the shared statement
-    // skipped it, and this caller alone waits for it, in a statement of its own (bounded like
-    // every statement: a write that never commits costs the lease its TTL, not a hang).
-    const alone = await this.#db.query(
-      releaseSql(this.#db.schema),
-      releaseParams(this.#owner, [{ key, token }], false),
-    );
-    return (alone.rowCount ?? 0) > 0;
+    // Its row is locked by someone else: most often this process's own renewal of many
+    // leases, for a moment; sometimes a guarded write in progress. The busy ones wait for
+    // their rows together, in a shared statement that waits instead of skipping (bounded like
+    // every statement: a write that never commits costs the lease its TTL, not a hang), so
+    // thousands of releases that meet a renewal do not become thousands of statements. It
+    // cannot deadlock with the renewal, which skips locked rows rather than waiting.
+    const waited = await this.#waitingReleaser.submit({ key, token });
+    return waited === true;
   }
 
   /**
@@ -314,10 +310,11 @@ export class LeaseStore {
 
   async #releaseBatch(
     batch: { key: string; token: bigint }[],
+    skipLocked: boolean,
   ): Promise<PromiseSettledResult<boolean | 'busy'>[]> {
     const result = await this.#db.query<ReleaseRow>(
       releaseSql(this.#db.schema),
-      releaseParams(this.#owner, batch, true),
+      releaseParams(this.#owner, batch, skipLocked),
     );
     const answers = new Map<string, boolean | 'busy'>();
     for (const row of result.rows)
