@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { destroyConnection } from '../db/connection.js';
+import { destroyConnection, endWithin } from '../db/connection.js';
 import type { Database } from '../db/database.js';
 import { sqlState } from '../db/errors.js';
 import { SessionChangedError } from '../errors.js';
@@ -176,10 +176,7 @@ export class AdvisorySession {
   async close(): Promise<void> {
     if (this.#ended) return;
     this.#end({ kind: 'closed' }, new Error('the advisory session was closed'));
-    const ended = this.#client.end().catch(() => {});
-    const timeout = new Promise((resolve) => setTimeout(resolve, 2_000).unref());
-    await Promise.race([ended, timeout]);
-    destroyConnection(this.#client);
+    await endWithin(this.#client, 2_000);
   }
 
   #enqueue(op: BatchOp | null, id: bigint, solo?: SoloStatement<unknown>): Promise<unknown> {

@@ -1,4 +1,4 @@
-import type { Cancellation } from '../lease/cancellation.js';
+import type { Cancellation } from '../util/cancellation.js';
 import type { LockMode } from '../options.js';
 
 /** The right to go to the server for a lock id from this process; `release` passes it on. @internal */

@@ -3,7 +3,7 @@ import { sqlState } from '../db/errors.js';
 import { DeadlockError } from '../errors.js';
 import type { LockMode } from '../options.js';
 import type { AdvisorySession, SoloStatement } from './advisory-session.js';
-import { settle } from './settle.js';
+import { settle } from '../util/settle.js';
 
 /**
  * The wait itself: `pg_advisory_lock` blocks in the server's lock queue, which is FIFO and

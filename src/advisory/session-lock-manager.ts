@@ -12,7 +12,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { advisoryKeyId, validateAdvisoryKey } from '../keys.js';
-import { Cancellation } from '../lease/cancellation.js';
+import { Cancellation } from '../util/cancellation.js';
 import {
   validateMode,
   validateSignal,
@@ -27,7 +27,7 @@ import { LocalLocks, type LocalSlot } from './local-locks.js';
 import { waitInServer } from './server-wait.js';
 import { WaitSessions } from './wait-sessions.js';
 import { SessionLock } from './session-lock.js';
-import { settle } from './settle.js';
+import { settle } from '../util/settle.js';
 import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
 
 /**

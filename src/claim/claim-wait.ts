@@ -1,4 +1,4 @@
-import type { Cancellation } from '../lease/cancellation.js';
+import type { Cancellation } from '../util/cancellation.js';
 import type { ReleaseListener, ReleaseSubscription } from '../lease/release-listener.js';
 import type { Lease } from '../types.js';
 

@@ -3,7 +3,7 @@ import type { Database } from '../db/database.js';
 import { explainDbError, sqlState } from '../db/errors.js';
 import { DatabaseError, InvalidKeyError, LockError, NotMigratedError } from '../errors.js';
 import type { AcquiredLease } from '../lease/acquired.js';
-import { Cancellation } from '../lease/cancellation.js';
+import { Cancellation } from '../util/cancellation.js';
 import type { LeaseManager } from '../lease/lease-manager.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ClaimOptions, Lease } from '../types.js';

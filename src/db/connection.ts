@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { settleWithin } from '../util/timers.js';
 
 /**
  * Drops a client's socket at once. A stalled network never answers a polite goodbye
@@ -9,6 +10,16 @@ export function destroyConnection(client: pg.ClientBase): void {
   const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
     ?.stream;
   stream?.destroy();
+}
+
+/**
+ * Ends a client politely, or drops its socket if the server has not answered in `timeoutMs`
+ * (a stalled network never answers a goodbye).
+ * @internal
+ */
+export async function endWithin(client: pg.Client, timeoutMs: number): Promise<void> {
+  await settleWithin(client.end(), timeoutMs);
+  destroyConnection(client);
 }
 
 interface PoolInternals {

@@ -4,6 +4,7 @@ import { ClosedError, LockError, UnavailableError } from '../errors.js';
 import { explainDbError, isConnectionLoss } from './errors.js';
 import { destroyConnection, evictIdleClients } from './connection.js';
 import { DEDICATED_SESSION_SETTINGS } from './session-settings.js';
+import { sleep } from '../util/timers.js';
 
 /** How long close() lets requests already queued for a pooled connection get one. */
 const CLOSE_DRAIN_MS = 2_000;
@@ -189,7 +190,7 @@ export class Database {
     // is bounded, so this ends.
     const until = performance.now() + CLOSE_DRAIN_MS;
     while (this.pool.waitingCount > 0 && performance.now() < until) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
     }
     const ended = this.pool.end().catch(() => {});
     let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,6 @@
 import { isTransient } from '../db/errors.js';
 import { LockTimeoutError, PermitsMismatchError, UnavailableError } from '../errors.js';
-import type { Cancellation } from './cancellation.js';
+import type { Cancellation } from '../util/cancellation.js';
 import type { AcquireOutcome } from './lease-sql.js';
 import type { AcquireRequest, LeaseStore } from './lease-store.js';
 import type { ReleaseListener } from './release-listener.js';

@@ -3,7 +3,7 @@ import { validateTtl } from '../options.js';
 import type { Lease } from '../types.js';
 import type { AcquiredLease } from './acquired.js';
 import { assertAboveMargin } from './lease-options.js';
-import { atDeadline } from './long-timer.js';
+import { atDeadline } from '../util/timers.js';
 import type { LossReason } from '../telemetry/names.js';
 
 /** What a handle needs from its manager. @internal */

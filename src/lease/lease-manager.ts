@@ -6,8 +6,8 @@ import type { Lease, LeaseAllOptions, LeaseOptions, TryLeaseOptions } from '../t
 import type { AcquiredLease, AdoptOptions } from './acquired.js';
 import { acquireWithWait, mismatch, waitFor } from './acquire-loop.js';
 import { parseKeySet } from './lease-set.js';
-import { Cancellation } from './cancellation.js';
-import { KeyQueue, type KeySlot } from './key-queue.js';
+import { Cancellation } from '../util/cancellation.js';
+import { KeyQueue, type KeySlot } from '../util/key-queue.js';
 import { LeaseHandle, type LeaseHandleHost } from './lease-handle.js';
 import { marginFor, parseLeaseRequest, type LeaseRequest } from './lease-options.js';
 import type { AcquireOutcome } from './lease-sql.js';

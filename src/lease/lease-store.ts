@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { isTransient } from '../db/errors.js';
-import { Coalescer } from './coalescer.js';
+import { Coalescer } from '../util/coalescer.js';
 import {
   acquireParams,
   acquireSql,

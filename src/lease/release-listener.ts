@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type { Database } from '../db/database.js';
+import { endWithin } from '../db/connection.js';
 import { releasedChannel } from '../db/identifiers.js';
+import { settleWithin } from '../util/timers.js';
 
 /** A waiter's interest in one key's release notifications. @internal */
 export interface ReleaseSubscription {
@@ -18,31 +20,6 @@ interface Subscriber {
 
 const MAX_BACKOFF_MS = 5_000;
 const CLOSE_TIMEOUT_MS = 2_000;
-
-/** Ends a client politely, or destroys its socket if the server does not answer in time. */
-async function endWithin(client: pg.Client, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      (
-        client as unknown as { connection?: { stream?: { destroy(): void } } }
-      ).connection?.stream?.destroy();
-      resolve();
-    }, timeoutMs);
-  });
-  await Promise.race([client.end().catch(() => {}), timeout]);
-  clearTimeout(timer);
-}
-
-/** Waits for `promise` to settle, but no longer than `timeoutMs`. */
-async function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs);
-  });
-  await Promise.race([promise.catch(() => {}), timeout]);
-  clearTimeout(timer);
-}
 
 /**
  * One LISTEN connection per PgFence, shared by every lease waiter. `release_leases` sends the

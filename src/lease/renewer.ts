@@ -1,7 +1,7 @@
 import { termId } from './lease-sql.js';
 import type { LeaseHandle } from './lease-handle.js';
 import type { LeaseStore } from './lease-store.js';
-import { MAX_TIMER_MS } from './long-timer.js';
+import { MAX_TIMER_MS } from '../util/timers.js';
 import { renewUntil } from './renew-attempts.js';
 import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
 

@@ -1,4 +1,4 @@
-import { atDeadline } from '../lease/long-timer.js';
+import { atDeadline } from './timers.js';
 
 /** How a wait for a promise ended. @internal */
 export type Outcome<T> =

@@ -1,5 +1,5 @@
 import { LockTimeoutError } from '../errors.js';
-import { atDeadline } from './long-timer.js';
+import { atDeadline, delay } from './timers.js';
 
 /**
  * What ends a wait: `waitMs` passing (LockTimeoutError), the caller's signal (its reason) or
@@ -70,13 +70,4 @@ export class Cancellation {
   dispose(): void {
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
   }
-}
-
-/** A promise that resolves after `ms`, and a way to drop it early. */
-function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
-  let timer: NodeJS.Timeout | undefined;
-  const promise = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, ms));
-  });
-  return { promise, cancel: () => clearTimeout(timer) };
 }
