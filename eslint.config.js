@@ -7,6 +7,14 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
+      // Type-aware rules: each file is checked in the project of its nearest tsconfig.json;
+      // the few scripts that no tsconfig includes get TypeScript's default project.
+      parserOptions: {
+        projectService: {
+          allowDefaultProject: ['*.js', 'bin/*.js', 'scripts/pack-check/*.{mjs,cjs}'],
+        },
+        tsconfigRootDir: import.meta.dirname,
+      },
       globals: {
         console: 'readonly',
         process: 'readonly',
@@ -27,6 +35,18 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
       'no-constant-condition': ['error', { checkLoops: false }],
+      // The code is full of background work (renewals, releases, reconnects): a promise nobody
+      // handles is a crash on rejection. Fire-and-forget is written `void p` with a reason.
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+    },
+  },
+  {
+    // The migrations are checked in their own project (allowJs + checkJs, `npm run typecheck`).
+    files: ['migrations/**/*.js'],
+    languageOptions: {
+      parserOptions: { projectService: false, project: './tsconfig.migrations.json' },
     },
   },
   {

@@ -83,6 +83,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => {
     interrupted = true;
     log("interrupted: dropping the run's schemas");
+    // Exits whatever the cleanup's outcome: an interrupted run has nobody to report it to.
     void cleanup().finally(() => process.exit(130));
   });
   try {

@@ -196,7 +196,8 @@ export class AdvisorySession {
     const solo = this.#queue.findIndex((op) => op.solo !== undefined);
     const take = solo === 0 ? 1 : solo === -1 ? this.#queue.length : solo;
     const batch = this.#queue.splice(0, take);
-    this.#send(batch).finally(() => {
+    // #send settles every op of the batch itself and never rejects.
+    void this.#send(batch).finally(() => {
       this.#inFlight = false;
       this.#blocking = false;
       this.#flush();

@@ -72,6 +72,7 @@ export class WaitSessions {
   checkin(session: AdvisorySession, reusable = true): void {
     if (!session.alive || !this.#all.has(session) || session.held.size > 0) return;
     if (reusable && !this.#closed && this.#idle.length < MAX_IDLE) this.#idle.push(session);
+    // In the background: close() never rejects (it waits for the goodbye a bounded time).
     else void session.close();
   }
 

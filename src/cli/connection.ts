@@ -89,7 +89,8 @@ export function openFence(
       ...fenceOptions,
     });
   } catch (error) {
-    void pool.end();
+    // The pool never connected: nothing to wait for, and the options error is what to report.
+    pool.end().catch(() => {});
     throw error;
   }
   let closed: Promise<void> | undefined;

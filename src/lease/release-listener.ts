@@ -73,6 +73,7 @@ export class ReleaseListener {
       this.#subscribers.set(key, set);
     }
     set.add(subscriber);
+    // Never rejects (a failed connect goes to onError and the waiters poll): start it, no wait.
     void this.whenReady();
     return handle(subscriber, () => {
       const current = this.#subscribers.get(key);
@@ -85,7 +86,7 @@ export class ReleaseListener {
   subscribeAnyRelease(): ReleaseSubscription {
     const subscriber: Subscriber = { notified: false, wake: undefined };
     this.#anyRelease.add(subscriber);
-    void this.whenReady();
+    void this.whenReady(); // never rejects, as above
     return handle(subscriber, () => this.#anyRelease.delete(subscriber));
   }
 
@@ -102,7 +103,7 @@ export class ReleaseListener {
       this.#channels.set(channel, set);
     }
     set.add(subscriber);
-    void this.whenListening(channel);
+    void this.whenListening(channel); // never rejects: a failed LISTEN is a lost connection
     return handle(subscriber, () => set.delete(subscriber));
   }
 
@@ -200,6 +201,7 @@ export class ReleaseListener {
     // Notifications sent while we were away are gone: every waiter should look again.
     this.#wakeAll();
     const wanted = this.#subscribers.size + this.#anyRelease.size + this.#channels.size > 0;
+    // Reconnect in the background; whenReady never rejects.
     if (!this.#closed && wanted) void this.whenReady();
   }
 

@@ -87,7 +87,9 @@ export class Renewer {
       if (lease.renewAt - slack <= now) due.push(lease);
       else next = Math.min(next, lease.renewAt);
     }
-    if (due.length > 0) void this.#renew(due);
+    // Failures of the statement go to onError inside; a rejection here would be a bug, reported
+    // rather than left to crash the process (the leases' own deadlines still end them).
+    if (due.length > 0) this.#renew(due).catch(this.#onError);
     if (next < Infinity) this.#schedule(next);
   }
 

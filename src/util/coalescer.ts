@@ -50,6 +50,7 @@ export class Coalescer<Req, Res> {
     while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
       const batch = this.#pending.splice(0, this.#maxBatch);
       this.#inFlight += 1;
+      // #execute answers every request of the batch itself and never rejects.
       void this.#execute(batch).finally(() => {
         this.#inFlight -= 1;
         this.#flush();

@@ -29,6 +29,7 @@ describe('a client whose wall clock is wrong', () => {
           out += chunk.toString();
           if (out.includes('"ready"')) resolve();
         });
+        // finished only ever resolves (with the exit code and output).
         void child.finished.then((f) => reject(new Error(`worker ended early: ${f.stderr}`)));
       });
       const held = await t.fence.lease(keys.waitKey, { ttlMs: 2_000, waitMs: 30_000 });

@@ -205,7 +205,13 @@ async function holder(): Promise<Record<string, unknown>> {
     lease.signal.addEventListener('abort', () => {
       summary.lost += 1;
       const reason = lease.signal.reason as Error | undefined;
-      void log.record('lost', key, config.name, lease.token, reason?.message ?? 'aborted');
+      // A loss that cannot be recorded would make the log lie: the worker dies, loudly.
+      log
+        .record('lost', key, config.name, lease.token, reason?.message ?? 'aborted')
+        .catch((error: unknown) => {
+          console.error(error);
+          process.exit(1);
+        });
     });
   }
   markReady();
