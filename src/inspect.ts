@@ -4,20 +4,21 @@ import { qualified } from './db/identifiers.js';
 import { InvalidArgumentError } from './errors.js';
 import { MAX_KEY_LENGTH } from './keys.js';
 import type { AdvisoryLockInfo, InspectOptions, Inspection, LeaseInfo } from './types.js';
+import { refuseUnknownOptions } from './util/known-options.js';
 
 /** `prefix` as a LIKE pattern matching exactly the strings that start with it (escape `\`). @internal */
 export function likePrefix(prefix: string): string {
   return `${prefix.replace(/[\\%_]/gu, '\\$&')}%`;
 }
 
+const INSPECT_OPTIONS = new Set(['prefix']);
+
 function validatePrefix(options: InspectOptions | undefined): string {
   if (options === undefined) return '';
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('inspect options must be an object: { prefix? }');
   }
-  for (const name of Object.keys(options)) {
-    if (name !== 'prefix') throw new InvalidArgumentError(`unknown inspect option "${name}"`);
-  }
+  refuseUnknownOptions(options, INSPECT_OPTIONS, 'inspect');
   const { prefix = '' } = options;
   if (
     typeof prefix !== 'string' ||

@@ -7,6 +7,7 @@ import {
   type ResolvedTelemetryOptions,
   type TelemetryOptions,
 } from './telemetry/telemetry-options.js';
+import { refuseUnknownOptions } from './util/known-options.js';
 
 /** Everything `createPgFence` accepts: the connection and every option, side by side. */
 export type PgFenceOptions = PgFenceConnection & PgFenceSettings;
@@ -134,11 +135,7 @@ export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
       'createPgFence needs an options object: { pool } or { connectionString }',
     );
   }
-  for (const name of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(name)) {
-      throw new InvalidArgumentError(`unknown option "${name}"`);
-    }
-  }
+  refuseUnknownOptions(options, KNOWN_OPTIONS, 'createPgFence');
   const { pool, connectionString } = options;
   if ((pool === undefined) === (connectionString === undefined)) {
     throw new InvalidArgumentError('pass exactly one of "pool" and "connectionString"');

@@ -29,6 +29,10 @@ import { WaitSessions } from './wait-sessions.js';
 import { SessionLock } from './session-lock.js';
 import { settle } from '../util/settle.js';
 import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
+import { optionsObject } from '../util/known-options.js';
+
+const LOCK_OPTIONS = new Set(['waitMs', 'signal', 'mode']);
+const TRY_LOCK_OPTIONS = new Set(['mode']);
 
 /**
  * A waiter blocks in the server on a wait session of its own (server-wait.ts). It polls with
@@ -94,6 +98,7 @@ export class SessionLockManager {
   /** Waits up to `waitMs` for the key; rejects with `LockTimeoutError`, or the signal's reason. */
   async lock(key: string | bigint, options: LockOptions = {}): Promise<AdvisoryLock> {
     const { display, id } = this.#parseKey(key);
+    optionsObject(options, LOCK_OPTIONS, 'lock');
     const mode = validateMode(options?.mode);
     const waitMs = validateWait(options?.waitMs ?? this.#options.waitMs);
     const signal = validateSignal(options?.signal);
@@ -120,6 +125,7 @@ export class SessionLockManager {
   /** The lock if it is free now (in this process and on the server), else null. */
   async tryLock(key: string | bigint, options: TryLockOptions = {}): Promise<AdvisoryLock | null> {
     const { display, id } = this.#parseKey(key);
+    optionsObject(options, TRY_LOCK_OPTIONS, 'tryLock');
     const mode = validateMode(options?.mode);
     this.#ensureOpen();
     const slot = this.#local.tryEnter(id, mode);
@@ -156,6 +162,7 @@ export class SessionLockManager {
     options: LockOptions = {},
   ): Promise<AdvisoryLock[]> {
     const parsed = this.#parseKeys(keys);
+    optionsObject(options, LOCK_OPTIONS, 'lockAll');
     const mode = validateMode(options?.mode);
     const waitMs = validateWait(options?.waitMs ?? this.#options.waitMs);
     const signal = validateSignal(options?.signal);

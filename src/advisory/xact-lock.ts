@@ -4,6 +4,9 @@ import { DeadlockError, LockTimeoutError, NotInTransactionError } from '../error
 import { advisoryKeyId, validateAdvisoryKey } from '../keys.js';
 import { validateWait, type ResolvedOptions } from '../options.js';
 import type { XactLockOptions } from '../types.js';
+import { optionsObject } from '../util/known-options.js';
+
+const XACT_LOCK_OPTIONS = new Set(['waitMs']);
 
 type Run = TransactionRunner;
 
@@ -62,6 +65,7 @@ export async function xactLock(
   lockOptions: XactLockOptions = {},
 ): Promise<void> {
   const display = validateAdvisoryKey(key);
+  optionsObject(lockOptions, XACT_LOCK_OPTIONS, 'xactLock');
   const id = advisoryKeyId(options.schema, display);
   const waitMs = validateWait(lockOptions?.waitMs ?? options.waitMs);
   const run = runnerFor(trx);

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { validateSignal, validateTtl, validateWait, validateWholeNumber } from '../options.js';
 import type { ClaimOptions } from '../types.js';
+import { refuseUnknownOptions } from '../util/known-options.js';
 
 /** The most leases one `claim` call may take: a bigger batch holds its row locks too long. */
 export const MAX_CLAIM_LIMIT = 10_000;
@@ -48,9 +49,7 @@ export function validateClaimRequest(options: ClaimOptions, defaultTtlMs: number
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('claim needs an options object: { from | keys, limit, ttlMs? }');
   }
-  for (const name of Object.keys(options)) {
-    if (!KNOWN.has(name)) throw new InvalidArgumentError(`unknown claim option "${name}"`);
-  }
+  refuseUnknownOptions(options, KNOWN, 'claim');
   const hasFrom = options.from !== undefined;
   const hasKeys = options.keys !== undefined;
   if (hasFrom === hasKeys) {

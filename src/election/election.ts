@@ -5,6 +5,7 @@ import { validateKey } from '../keys.js';
 import { validateSignal } from '../options.js';
 import type { LeaseManager } from '../lease/lease-manager.js';
 import type { CampaignOptions, Lease, LeaderInfo, ObserveOptions } from '../types.js';
+import { refuseUnknownOptions } from '../util/known-options.js';
 
 const CAMPAIGN_OPTIONS = new Set(['value', 'ttlMs', 'signal', 'waitMs']);
 const MAX_VALUE_LENGTH = 4_096;
@@ -41,11 +42,7 @@ export class Election {
     if (options === null || typeof options !== 'object') {
       throw new InvalidArgumentError('campaign options must be an object');
     }
-    for (const option of Object.keys(options)) {
-      if (!CAMPAIGN_OPTIONS.has(option)) {
-        throw new InvalidArgumentError(`unknown campaign option "${option}"`);
-      }
-    }
+    refuseUnknownOptions(options, CAMPAIGN_OPTIONS, 'campaign');
     const { value } = options;
     if (value !== undefined && (typeof value !== 'string' || value.length > MAX_VALUE_LENGTH)) {
       throw new InvalidArgumentError(

@@ -4,11 +4,14 @@ import { qualified } from '../db/identifiers.js';
 import { InvalidArgumentError } from '../errors.js';
 import { validateWholeNumber } from '../options.js';
 import type { ReapOptions } from '../types.js';
+import { refuseUnknownOptions } from '../util/known-options.js';
 
 export const DEFAULT_REAP_BATCH_SIZE = 1_000;
 export const MAX_REAP_BATCH_SIZE = 10_000;
 /** A batch that takes longer is cancelled: it holds row locks that acquirers may be waiting on. */
 export const REAP_STATEMENT_TIMEOUT_MS = 5_000;
+
+const REAP_OPTIONS = new Set(['batchSize']);
 
 /** Validates `reap`'s options before any SQL runs and returns the batch size. @internal */
 export function validateReapOptions(options: ReapOptions | undefined): number {
@@ -16,9 +19,7 @@ export function validateReapOptions(options: ReapOptions | undefined): number {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('reap options must be an object: { batchSize? }');
   }
-  for (const name of Object.keys(options)) {
-    if (name !== 'batchSize') throw new InvalidArgumentError(`unknown reap option "${name}"`);
-  }
+  refuseUnknownOptions(options, REAP_OPTIONS, 'reap');
   const { batchSize = DEFAULT_REAP_BATCH_SIZE } = options;
   return validateWholeNumber(batchSize, 'batchSize', MAX_REAP_BATCH_SIZE);
 }

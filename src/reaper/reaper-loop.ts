@@ -17,6 +17,7 @@ import { advisoryKeyId } from '../keys.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ReapPass, Reaper, ReaperOptions } from '../types.js';
 import { reapOn, validateReapOptions } from './reap.js';
+import { refuseUnknownOptions } from '../util/known-options.js';
 
 export const DEFAULT_REAPER_INTERVAL_MS = 60_000;
 export const MIN_REAPER_INTERVAL_MS = 10;
@@ -60,11 +61,7 @@ export class ReaperLoop implements Reaper {
         'reaper options must be an object: { intervalMs?, batchSize?, onPass?, onError? }',
       );
     }
-    for (const name of Object.keys(given)) {
-      if (!KNOWN_OPTIONS.has(name)) {
-        throw new InvalidArgumentError(`unknown reaper option "${name}"`);
-      }
-    }
+    refuseUnknownOptions(given, KNOWN_OPTIONS, 'reaper');
     const { intervalMs = DEFAULT_REAPER_INTERVAL_MS, onPass, onError } = given;
     if (
       typeof intervalMs !== 'number' ||

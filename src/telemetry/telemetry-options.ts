@@ -1,5 +1,6 @@
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import { InvalidArgumentError } from '../errors.js';
+import { refuseUnknownOptions } from '../util/known-options.js';
 
 /**
  * A meter provider, as `@opentelemetry/api` defines it. Structural, so that pgfence's typings
@@ -55,9 +56,7 @@ export function resolveTelemetryOptions(given: unknown): ResolvedTelemetryOption
       '"telemetry" must be an object: { includeKeys?, meterProvider?, tracerProvider?, enabled? }',
     );
   }
-  for (const name of Object.keys(given)) {
-    if (!KNOWN.has(name)) throw new InvalidArgumentError(`unknown telemetry option "${name}"`);
-  }
+  refuseUnknownOptions(given, KNOWN, 'telemetry');
   const options = given as TelemetryOptions;
   for (const name of ['includeKeys', 'enabled'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') {

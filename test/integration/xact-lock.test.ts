@@ -118,6 +118,24 @@ describe('xactLock', () => {
     }
   });
 
+  it('refuses unknown options before running anything, and takes no lock', async () => {
+    const client = await t.pool.connect();
+    try {
+      const pid = await pidOf(client);
+      await client.query('BEGIN');
+      for (const options of [{ wait: 100 }, { waitMs: 100, mode: 'shared' }, 'soon']) {
+        const error = await fence
+          .xactLock(client, 'opts', options as never)
+          .catch((e: unknown) => e);
+        expect(error, JSON.stringify(options)).toBeInstanceOf(InvalidArgumentError);
+      }
+      expect(await locksOf(t.pool, pid)).toEqual([]);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  });
+
   it('times out with LockTimeoutError, keeps the transaction usable and restores lock_timeout', async () => {
     const held = await other.lock('busy');
     const client = await t.pool.connect();

@@ -9,6 +9,7 @@ import {
   LockTimeoutError,
   type PgFence,
 } from '../../src/index.js';
+import { describeLifecycle } from './contract-lifecycle.js';
 import { testUrl, useMigratedFence } from './database.js';
 import { analyseChecker, CheckerClient, createChecker, dropChecker } from './mutex-checker.js';
 import { processScript, startScript } from './spawn.js';
@@ -124,6 +125,7 @@ export function describeLockContract(kind: LockKind): void {
   describe(`the ${kind} lock contract`, () => {
     const t = useMigratedFence();
     let checker: string;
+    describeLifecycle(kind, t);
 
     beforeAll(async () => {
       checker = await createChecker(testUrl());

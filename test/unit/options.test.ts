@@ -34,7 +34,9 @@ describe('resolveOptions', () => {
   });
 
   it('refuses unknown options, so a typo is not silently ignored', () => {
-    expect(() => resolveOptions({ pool, ttl: 5 } as never)).toThrow(/unknown option "ttl"/);
+    expect(() => resolveOptions({ pool, ttl: 5 } as never)).toThrow(
+      /unknown createPgFence option "ttl"/,
+    );
   });
 
   it('refuses out-of-range numbers with typed errors', () => {
