@@ -19,6 +19,16 @@ import { instrument } from './telemetry/instrument.js';
  * Creates a `PgFence`: advisory locks, leases with fencing tokens, claiming and reaping over
  * one PostgreSQL connection pool. This function only wires the parts together; each lives in
  * its own module.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { createPgFence } from 'pgfence';
+ *
+ * const pool = new pg.Pool({ connectionString: 'postgres://app@db.internal/app' });
+ * const fence = createPgFence({ pool, schema: 'pgfence', ttlMs: 30_000 }); // borrows the pool
+ * await fence.migrate();
+ * ```
  */
 export function createPgFence(options: PgFenceOptions): PgFence {
   const resolved = resolveOptions(options);
