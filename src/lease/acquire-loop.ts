@@ -1,6 +1,7 @@
 import { isTransient } from '../db/errors.js';
 import { LockTimeoutError, PermitsMismatchError, UnavailableError } from '../errors.js';
 import type { Cancellation } from '../util/cancellation.js';
+import { settleWithin } from '../util/timers.js';
 import type { AcquireOutcome } from './lease-sql.js';
 import type { AcquireRequest, LeaseStore } from './lease-store.js';
 import type { ReleaseListener } from './release-listener.js';
@@ -43,6 +44,9 @@ const TRANSIENT_RETRY_MS = [100, 250, 500, 1_000, 2_000];
 const QUEUE_REFRESH_MS = 2_000;
 const QUEUE_TTL_FACTOR = 3;
 
+/** How long a wait that ends may take to give up its place in the queue. */
+const LEAVE_QUEUE_BOUND_MS = 250;
+
 /** How long a waiter's place in the queue lasts without a refresh. @internal */
 export function queueTtlMs(pollIntervalMs: number): number {
   return Math.min(QUEUE_REFRESH_MS, pollIntervalMs) * QUEUE_TTL_FACTOR + 1_000;
@@ -67,7 +71,8 @@ export async function waitFor<T>(
     listener: ReleaseListener;
     pollIntervalMs: number;
     discard(granted: T): void;
-    leaveQueue(waiter: bigint): void;
+    /** Gives up a place in the queue; never rejects. */
+    leaveQueue(waiter: bigint): Promise<void>;
     onRetry(error: unknown): void;
   },
   keys: readonly string[],
@@ -85,9 +90,12 @@ export async function waitFor<T>(
   const what = keys.length === 1 ? keys[0]! : keys.join(', ');
   let waiter: bigint | null = null;
   const subscriptions = keys.map((key) => deps.listener.subscribe(key));
-  const settle = (late: Step<T>): void => {
+  /** Places in the queue being given up: a wait that ends waits (briefly) for them. */
+  const leaving: Promise<void>[] = [];
+  const settle = (late: Step<T>): Promise<void> | undefined => {
     if ('granted' in late) deps.discard(late.granted);
-    else if (late.waiter !== null) deps.leaveQueue(late.waiter);
+    else if (late.waiter !== null) return deps.leaveQueue(late.waiter);
+    return undefined;
   };
   try {
     for (let round = 0; ; round += 1) {
@@ -103,7 +111,7 @@ export async function waitFor<T>(
         lastFailure = undefined;
       } catch (error) {
         if (cancel.cancelled) {
-          pending.then(settle, () => {});
+          leaving.push(pending.then(settle, () => {}));
           // The wait ran out while the database had not answered since its last failure (or at
           // all): nobody can tell whether the key is held, so this is no timeout.
           if (error instanceof LockTimeoutError && (lastFailure !== undefined || !answered)) {
@@ -159,7 +167,12 @@ export async function waitFor<T>(
     }
   } finally {
     for (const s of subscriptions) s.close();
-    if (waiter !== null) deps.leaveQueue(waiter);
+    if (waiter !== null) leaving.push(deps.leaveQueue(waiter));
+    // A caller that gave up must not stay in the key's queue, where it would make the next
+    // caller (shared, a semaphore's, a try) wait behind nobody until the place lapses. Its
+    // wait ends once the place is given up, or after a short bound if the database does not
+    // answer (the place then lapses by its own expiry).
+    if (leaving.length > 0) await settleWithin(Promise.all(leaving), LEAVE_QUEUE_BOUND_MS);
   }
 }
 
@@ -203,9 +216,7 @@ export async function acquireWithWait(
       pollIntervalMs: deps.pollIntervalMs,
       discard: (late) => deps.discard(late),
       onRetry: (error) => deps.onRetry(error),
-      leaveQueue: (waiter) => {
-        deps.store.leaveQueue(waiter).catch(() => {});
-      },
+      leaveQueue: (waiter) => deps.store.leaveQueue(waiter).catch(() => {}),
     },
     [request.key],
     request.waitMs,

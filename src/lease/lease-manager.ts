@@ -171,7 +171,7 @@ export class LeaseManager {
           discard: (late) => {
             for (const o of late) this.#giveBack(o.lease.key, o.lease.token, o.lease.holder);
           },
-          leaveQueue: () => {},
+          leaveQueue: async () => {},
           onRetry: this.#options.onError,
         },
         set,
