@@ -95,7 +95,7 @@ export class Election {
             resolve();
           }
           signal?.addEventListener('abort', done, { once: true });
-          void subscription.next().then(done);
+          void subscription.next().then(done); // next() only ever resolves
         });
       }
     } finally {
