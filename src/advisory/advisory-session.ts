@@ -1,9 +1,18 @@
 import type pg from 'pg';
-import { destroyConnection, endWithin } from '../db/connection.js';
+import { destroyConnection, endPolitely } from '../db/connection.js';
 import type { Database } from '../db/database.js';
 import { sqlState } from '../db/errors.js';
 import { SessionChangedError } from '../errors.js';
 import type { LocalSlot } from './local-locks.js';
+import { retireConnection } from './session-cleanup.js';
+import {
+  changeSign,
+  claimBackend,
+  GUARD,
+  isServerError,
+  newMarker,
+  sessionChanged,
+} from './session-identity.js';
 import type { SessionLock } from './session-lock.js';
 
 /**
@@ -11,11 +20,13 @@ import type { SessionLock } from './session-lock.js';
  * order, plus the backend pid. Callers that arrive while a statement is on the wire share the
  * next one, so N concurrent callers cost about one round trip, not N. The try-locks never block,
  * so nothing queued behind one waits on another key. An empty batch is the liveness probe.
+ * Every op runs only on the session's own backend (`GUARD`, see session-identity.ts): `mine`
+ * false means the batch landed elsewhere and did nothing.
  * A "join" is a shared try-lock on a session that already holds the key shared for another
  * caller of this process: PostgreSQL would grant it at once (locks are re-entrant per session),
  * past an exclusive waiter of another process, so it is granted only while nobody waits.
  */
-const BATCH_SQL = `SELECT pg_backend_pid() AS pid,
+const BATCH_SQL = `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
   ARRAY(SELECT CASE r.op
             WHEN 1 THEN pg_try_advisory_lock(r.id)
             WHEN 2 THEN pg_advisory_unlock(r.id)
@@ -30,6 +41,7 @@ const BATCH_SQL = `SELECT pg_backend_pid() AS pid,
                  THEN false ELSE pg_try_advisory_lock_shared(r.id) END
           END
           FROM unnest($1::int8[], $2::int2[]) WITH ORDINALITY AS r(id, op, n)
+         WHERE ${GUARD}
          ORDER BY r.n) AS ok`;
 
 /** What a batched op does; the numbers are BATCH_SQL's. @internal */
@@ -44,7 +56,9 @@ const OP_CODES: Record<BatchOp, number> = {
 
 /**
  * A statement that runs on its own, not batched: a blocking wait, or an all-or-nothing take of
- * several keys. `read` turns its first row into the result.
+ * several keys. `read` turns its first row into the result. Its `values` are `$1` and `$2`;
+ * the session adds its pid and marker as `$3` and `$4`, and the statement must take and give
+ * back nothing unless `GUARD` holds, and return it as `mine`.
  * @internal
  */
 export interface SoloStatement<T> {
@@ -65,6 +79,9 @@ export interface SoloStatement<T> {
 /** SQLSTATEs that end a blocking wait but leave its session sound. */
 const REFUSED_WAIT = new Set(['55P03', '57014', '40P01']);
 
+/** How long a session that failed to open may take to say goodbye. */
+const GOODBYE_MS = 2_000;
+
 interface Op {
   /** null: only the round trip (liveness probe). */
   op: BatchOp | null;
@@ -83,18 +100,35 @@ export interface HeldLock {
 /** Why a session ended; `closed` is pgfence's own `close()`. @internal */
 export type SessionEnd = { kind: 'lost'; cause: unknown } | { kind: 'closed' };
 
+/** What a session reports to its owner. @internal */
+export interface SessionHooks {
+  livenessMs: number;
+  onEnd(session: AdvisorySession, end: SessionEnd): void;
+  /** Locks a retired session could not give back (see `#retire`). */
+  onError(error: unknown): void;
+}
+
 /**
  * One dedicated connection that holds advisory locks for many callers. It ends ("dies") on the
  * first sign of trouble — an error or end of the connection, a liveness probe with no answer in
- * time, or a different backend pid answering (a transaction-mode pooler) — and then never runs
- * another statement, so a lock it held can never be re-taken behind the holder's back.
+ * time, or a statement that reached another backend (a transaction-mode pooler) — and then never
+ * runs another lock statement, so a lock it held can never be re-taken behind the holder's back.
+ * A connection that still works is ended politely (`#retire`): its locks given back on its own
+ * backend first, its goodbye sent between transactions. Dropping it mid-statement instead would
+ * make PgBouncer close the server connection under it, and with it whatever session of another
+ * client lives there, and that client's locks.
  * @internal
  */
 export class AdvisorySession {
   readonly pid: number;
+  /** This session's mark on its backend (session-identity.ts). */
+  readonly marker: string;
   readonly #client: pg.Client;
+  readonly #db: Database;
   readonly #livenessMs: number;
   readonly #onEnd: (session: AdvisorySession, end: SessionEnd) => void;
+  readonly #onError: (error: unknown) => void;
+  #retired: Promise<void> | undefined;
   #queue: Op[] = [];
   #inFlight = false;
   #ended = false;
@@ -107,40 +141,46 @@ export class AdvisorySession {
 
   private constructor(
     client: pg.Client,
+    db: Database,
     pid: number,
-    livenessMs: number,
-    onEnd: (session: AdvisorySession, end: SessionEnd) => void,
+    marker: string,
+    hooks: SessionHooks,
   ) {
     this.#client = client;
+    this.#db = db;
     this.pid = pid;
-    this.#livenessMs = livenessMs;
-    this.#onEnd = onEnd;
+    this.marker = marker;
+    this.#livenessMs = hooks.livenessMs;
+    this.#onEnd = hooks.onEnd;
+    this.#onError = hooks.onError;
     client.on('error', (error) => this.#die(error));
     client.on('end', () => this.#die(new Error('the advisory session connection ended')));
     client.on('notice', () => {}); // "you don't own a lock" warnings are expected after a loss
-    this.#timer = setInterval(() => this.#probe(), livenessMs);
+    this.#timer = setInterval(() => this.#probe(), hooks.livenessMs);
     this.#timer.unref();
   }
 
-  /** Opens a dedicated connection and records its backend pid. */
-  static async open(
-    db: Database,
-    livenessMs: number,
-    onEnd: (session: AdvisorySession, end: SessionEnd) => void,
-  ): Promise<AdvisorySession> {
+  /**
+   * Opens a dedicated connection and claims its backend (pid and marker). A backend that
+   * another session already claimed, or that holds advisory locks, is a pooler sign:
+   * `SessionChangedError`, and the connection is let go politely.
+   */
+  static async open(db: Database, hooks: SessionHooks): Promise<AdvisorySession> {
     const client = await db.connectDedicated();
     // Until the session owns the listeners, a dying connection must not crash the process.
     const early = (): void => {};
     client.on('error', early);
+    const marker = newMarker();
     try {
-      const { rows } = await client.query<{ pid: number }>({
-        text: 'SELECT pg_backend_pid() AS pid',
-        // Bounded like every statement: a server that stops answering right after the connect.
-        query_timeout: db.statementTimeoutMs,
-      } as pg.QueryConfig);
-      return new AdvisorySession(client, rows[0]!.pid, livenessMs, onEnd);
+      // Bounded like every statement: a server that stops answering right after the connect.
+      const pid = await claimBackend(client, marker, db.statementTimeoutMs);
+      return new AdvisorySession(client, db, pid, marker, hooks);
     } catch (error) {
-      destroyConnection(client);
+      if (error instanceof SessionChangedError || sqlState(error) !== undefined) {
+        await endPolitely(client, GOODBYE_MS);
+      } else {
+        destroyConnection(client);
+      }
       throw error;
     } finally {
       client.off('error', early);
@@ -172,11 +212,17 @@ export class AdvisorySession {
     this.#die(cause);
   }
 
-  /** Ends the connection; the server drops every lock it held. */
+  /** Gives back every lock of the session and ends its connection. */
   async close(): Promise<void> {
-    if (this.#ended) return;
+    if (this.#ended) return this.#retired;
     this.#end({ kind: 'closed' }, new Error('the advisory session was closed'));
-    await endWithin(this.#client, 2_000);
+    // A blocking wait on the wire runs on this session's own backend (its guard passed): it is
+    // dropped with the connection, as before, rather than waited for.
+    if (this.#blocking) {
+      destroyConnection(this.#client);
+      return;
+    }
+    await this.#retire();
   }
 
   #enqueue(op: BatchOp | null, id: bigint, solo?: SoloStatement<unknown>): Promise<unknown> {
@@ -211,27 +257,38 @@ export class AdvisorySession {
     try {
       if (solo) {
         this.#blocking = solo.blocking === true;
-        const { rows } = await this.#client.query<Record<string, unknown> & { pid: number }>({
+        const { rows } = await this.#client.query<
+          Record<string, unknown> & { pid: number; mine: boolean | null }
+        >({
           name: solo.name,
           text: solo.text,
-          values: solo.values,
+          values: [...solo.values, this.pid, this.marker],
         });
         const row = rows[0]!;
-        if (row.pid !== this.pid) {
+        if (row.mine !== true) {
           this.#changed(batch, row.pid);
           return;
         }
         batch[0]!.resolve(solo.read(row));
         return;
       }
-      const { rows } = await this.#client.query<{ pid: number; ok: boolean[] }>({
+      const { rows } = await this.#client.query<{
+        pid: number;
+        mine: boolean | null;
+        ok: boolean[];
+      }>({
         // Prepared once per connection: planning this statement costs more than running it.
         name: 'pgfence_advisory_batch',
         text: BATCH_SQL,
-        values: [ops.map((op) => op.id.toString()), ops.map((op) => OP_CODES[op.op!])],
+        values: [
+          ops.map((op) => op.id.toString()),
+          ops.map((op) => OP_CODES[op.op!]),
+          this.pid,
+          this.marker,
+        ],
       });
-      const { pid, ok } = rows[0]!;
-      if (pid !== this.pid) {
+      const { pid, mine, ok } = rows[0]!;
+      if (mine !== true) {
         this.#changed(batch, pid);
         return;
       }
@@ -244,21 +301,48 @@ export class AdvisorySession {
         batch[0]!.reject(failure);
         return;
       }
-      // A statement prepared on this session that the server no longer knows: another backend.
-      const error =
-        sqlState(failure) === '26000'
-          ? sessionChanged('its prepared statement vanished', failure)
-          : failure;
+      const sign = changeSign(failure);
+      const error = sign === undefined ? failure : sessionChanged(sign, failure);
       for (const op of batch) op.reject(error);
-      // A statement that fails on this connection leaves its locks in doubt: end it.
-      this.#die(error);
+      // A statement that fails on this connection leaves its locks in doubt: end the session.
+      // An error from the server leaves the connection itself sound: it is retired politely.
+      if (sign !== undefined || isServerError(failure)) this.#retireWith(error);
+      else this.#die(error);
     }
   }
 
   #changed(batch: Op[], pid: number): void {
-    const error = sessionChanged(`its backend changed from pid ${this.pid} to ${pid}`);
+    const error = sessionChanged(
+      pid === this.pid
+        ? `its backend pid ${pid} no longer carries its marker`
+        : `a statement reached backend pid ${pid}, not its own ${this.pid}`,
+    );
     for (const op of batch) op.reject(error);
-    this.#die(error);
+    this.#retireWith(error);
+  }
+
+  /** Ends the session (its holders learn it now) and then retires its connection. */
+  #retireWith(cause: unknown): void {
+    if (this.#ended) return;
+    this.#end({ kind: 'lost', cause }, cause);
+    void this.#retire();
+  }
+
+  /**
+   * Gives back the session's locks on its own backend and ends the connection between
+   * transactions (endPolitely). The release is conditioned on the marker, so it acts on this
+   * session's backend only, wherever it lands; if it lands elsewhere (a transaction-mode
+   * pooler), new connections look for that backend for a few seconds
+   * (session-cleanup.ts), and what they cannot reach is reported to `onError`: those locks stay
+   * on that server connection, blocking their keys (never granting them twice), until the
+   * pooler closes it.
+   */
+  #retire(): Promise<void> {
+    return (this.#retired ??= retireConnection(this.#client, this.#db, this.marker, this.pid).then(
+      (error) => {
+        if (error) this.#onError(error);
+      },
+    ));
   }
 
   /** Checks that the connection still answers, and from the same backend, while it holds locks. */
@@ -295,12 +379,4 @@ export class AdvisorySession {
     for (const op of queued) op.reject(cause);
     this.#onEnd(this, end);
   }
-}
-
-function sessionChanged(what: string, cause?: unknown): SessionChangedError {
-  return new SessionChangedError(
-    `the advisory session is no longer one session (${what}): a transaction-mode pooler sits ` +
-      'in between, and session locks cannot work through it (use leases or xactLock there)',
-    { cause },
-  );
 }

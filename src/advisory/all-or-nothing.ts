@@ -1,5 +1,6 @@
 import type { LockMode } from '../options.js';
 import type { SoloStatement } from './advisory-session.js';
+import { GUARD } from './session-identity.js';
 
 /**
  * Several keys in one statement, all or nothing: try every key, and if any is busy give back
@@ -8,14 +9,15 @@ import type { SoloStatement } from './advisory-session.js';
  * two callers asking for overlapping sets in different orders cannot deadlock. `$3` asks first
  * that nobody wait in the server for any of the keys: a session that already holds one shared
  * would otherwise be granted it again at once, past a waiting exclusive caller.
- * CTEs with volatile functions are evaluated once each, in full.
+ * CTEs with volatile functions are evaluated once each, in full. On another backend than the
+ * session's (`GUARD`) `want` is empty, so nothing is taken or given back, and `mine` is false.
  */
 function sql(mode: LockMode): string {
   const [lock, unlock] =
     mode === 'shared'
       ? ['pg_try_advisory_lock_shared', 'pg_advisory_unlock_shared']
       : ['pg_try_advisory_lock', 'pg_advisory_unlock'];
-  return `WITH want AS (SELECT id FROM unnest($1::int8[]) AS id),
+  return `WITH want AS (SELECT id FROM unnest($1::int8[]) AS id WHERE ${GUARD}),
   queued AS (
     SELECT $2::bool AND EXISTS (
       SELECT 1 FROM pg_locks l JOIN want w
@@ -25,7 +27,7 @@ function sql(mode: LockMode): string {
     ) AS busy),
   got AS (SELECT id, ${lock}(id) AS ok FROM want WHERE NOT (SELECT busy FROM queued)),
   undo AS (SELECT ${unlock}(id) FROM got WHERE ok AND EXISTS (SELECT 1 FROM got WHERE NOT ok))
-SELECT pg_backend_pid() AS pid,
+SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
        NOT (SELECT busy FROM queued) AND NOT EXISTS (SELECT 1 FROM got WHERE NOT ok) AS ok,
        (SELECT count(*) FROM undo) AS undone,
        (SELECT id FROM got WHERE NOT ok LIMIT 1)::text AS blocked`;

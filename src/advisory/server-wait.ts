@@ -3,6 +3,7 @@ import { sqlState } from '../db/errors.js';
 import { DeadlockError } from '../errors.js';
 import type { LockMode } from '../options.js';
 import type { AdvisorySession, SoloStatement } from './advisory-session.js';
+import { GUARD } from './session-identity.js';
 import { settle } from '../util/settle.js';
 
 /**
@@ -11,24 +12,29 @@ import { settle } from '../util/settle.js';
  * another process in about a round trip and goes round the waiting processes in turn (a
  * poller, by contrast, loses nearly every race to the releaser re-taking at once).
  * `lock_timeout` bounds the wait in the server too; the CASE sets it before the lock is asked.
+ * Both run only on the session's own backend (`GUARD`: elsewhere `ok` is null and nothing ran).
  */
 const WAIT_SQL = {
-  exclusive: `SELECT pg_backend_pid() AS pid,
-  CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN pg_advisory_lock($1::int8) IS NULL END AS ok`,
-  shared: `SELECT pg_backend_pid() AS pid,
-  CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN pg_advisory_lock_shared($1::int8) IS NULL END AS ok`,
+  exclusive: `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
+  (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN pg_advisory_lock($1::int8) IS NULL END
+    WHERE ${GUARD}) AS ok`,
+  shared: `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
+  (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN pg_advisory_lock_shared($1::int8) IS NULL END
+    WHERE ${GUARD}) AS ok`,
 };
 /**
  * Waits for a release without keeping the key: granted in queue order and given back in the
  * same statement (for `lockAll`, which must hold nothing while it waits).
  */
 const PASS_SQL = {
-  exclusive: `SELECT pg_backend_pid() AS pid,
-  CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
-    CASE WHEN pg_advisory_lock($1::int8) IS NULL THEN false ELSE pg_advisory_unlock($1::int8) END END AS ok`,
-  shared: `SELECT pg_backend_pid() AS pid,
-  CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
-    CASE WHEN pg_advisory_lock_shared($1::int8) IS NULL THEN false ELSE pg_advisory_unlock_shared($1::int8) END END AS ok`,
+  exclusive: `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
+  (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
+    CASE WHEN pg_advisory_lock($1::int8) IS NULL THEN false ELSE pg_advisory_unlock($1::int8) END END
+    WHERE ${GUARD}) AS ok`,
+  shared: `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
+  (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
+    CASE WHEN pg_advisory_lock_shared($1::int8) IS NULL THEN false ELSE pg_advisory_unlock_shared($1::int8) END END
+    WHERE ${GUARD}) AS ok`,
 };
 /** lock_timeout is an int of milliseconds: longer waits are bounded by the client alone. */
 const MAX_LOCK_TIMEOUT_MS = 2 ** 31 - 1;

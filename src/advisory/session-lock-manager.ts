@@ -83,6 +83,12 @@ export class SessionLockManager {
   readonly #live: (AdvisorySession | undefined)[];
 
   readonly #telemetry: Telemetry;
+  /**
+   * The first sign that a session changed backend (a transaction-mode pooler): from then on
+   * this manager refuses session locks rather than open session after session on a pooler
+   * that would hand each one's statements to other clients' server connections.
+   */
+  #changed: SessionChangedError | undefined;
 
   constructor(db: Database, options: ResolvedOptions, telemetry: Telemetry = NO_TELEMETRY) {
     this.#telemetry = telemetry;
@@ -92,7 +98,12 @@ export class SessionLockManager {
     setMaxListeners(0, this.#closing.signal);
     this.#opening = new Array<undefined>(options.advisorySessions).fill(undefined);
     this.#live = new Array<undefined>(options.advisorySessions).fill(undefined);
-    this.#waits = new WaitSessions(db, options.livenessIntervalMs, (s, end) => this.#lose(s, end));
+    this.#waits = new WaitSessions(
+      db,
+      options.livenessIntervalMs,
+      (s, end) => this.#lose(s, end),
+      (error) => this.#report(error),
+    );
   }
 
   /** Waits up to `waitMs` for the key; rejects with `LockTimeoutError`, or the signal's reason. */
@@ -104,6 +115,7 @@ export class SessionLockManager {
     const signal = validateSignal(options?.signal);
     signal?.throwIfAborted();
     this.#ensureOpen();
+    this.#ensureOneSession();
     const deadline = performance.now() + waitMs;
     const slot = await this.#takeSlot(display, id, mode, waitMs, signal);
     const failures: Failures = { last: undefined, lastAttemptFailed: false };
@@ -128,6 +140,7 @@ export class SessionLockManager {
     optionsObject(options, TRY_LOCK_OPTIONS, 'tryLock');
     const mode = validateMode(options?.mode);
     this.#ensureOpen();
+    this.#ensureOneSession();
     const slot = this.#local.tryEnter(id, mode);
     if (!slot) return null;
     return this.#acquire(display, id, mode, slot, null, undefined, {
@@ -168,6 +181,7 @@ export class SessionLockManager {
     const signal = validateSignal(options?.signal);
     signal?.throwIfAborted();
     this.#ensureOpen();
+    this.#ensureOneSession();
     const label = parsed.map((k) => String(k.display)).join(', ');
     const ids = parsed.map((k) => k.id);
     const cancel = new Cancellation(label, waitMs, [signal, this.#closing.signal]);
@@ -175,6 +189,7 @@ export class SessionLockManager {
     let retryMs = FIRST_RETRY_MS;
     try {
       for (;;) {
+        this.#ensureOneSession();
         const slots = this.#local.tryEnterAll(ids, mode);
         if (!slots) {
           // Busy in this process: wait for a release of a key that is in the way.
@@ -268,6 +283,7 @@ export class SessionLockManager {
     try {
       for (;;) {
         this.#ensureOpen();
+        this.#ensureOneSession();
         const opened = await settle(this.#session(id), deadline ?? Infinity, signal);
         if (opened.kind === 'aborted') throw signal!.reason;
         if (
@@ -385,6 +401,10 @@ export class SessionLockManager {
     const checkout = await settle(this.#waits.checkout(), deadline, signal);
     if (checkout.kind === 'aborted') throw signal!.reason;
     if (checkout.kind === 'timeout') return 'timeout';
+    if (checkout.kind === 'failed' && checkout.error instanceof SessionChangedError) {
+      this.#noteChange(checkout.error);
+      throw checkout.error;
+    }
     if (checkout.kind === 'failed' || !checkout.value) return 'poll';
     const session = checkout.value;
     let freed = false;
@@ -436,6 +456,10 @@ export class SessionLockManager {
   ): Promise<boolean> {
     const checkout = await settle(this.#waits.checkout(), deadline, signal);
     if (checkout.kind === 'aborted') throw signal!.reason;
+    if (checkout.kind === 'failed' && checkout.error instanceof SessionChangedError) {
+      this.#noteChange(checkout.error);
+      throw checkout.error;
+    }
     if (checkout.kind !== 'done' || !checkout.value) return false;
     const session = checkout.value;
     this.#ensureOpen();
@@ -453,7 +477,7 @@ export class SessionLockManager {
         free: (reusable) => this.#waits.checkin(session, reusable),
       });
     } catch (error) {
-      if (signal?.aborted || this.#closed) throw error;
+      if (signal?.aborted || this.#closed || error instanceof SessionChangedError) throw error;
       return false; // a failed wait session: poll instead
     }
     return true;
@@ -558,9 +582,11 @@ export class SessionLockManager {
     const i = Number(((id % n) + n) % n);
     let opening = this.#opening[i];
     if (!opening) {
-      opening = AdvisorySession.open(this.#db, this.#options.livenessIntervalMs, (s, end) =>
-        this.#ended(i, s, end),
-      ).then(async (session) => {
+      opening = AdvisorySession.open(this.#db, {
+        livenessMs: this.#options.livenessIntervalMs,
+        onEnd: (s, end) => this.#ended(i, s, end),
+        onError: (error) => this.#report(error),
+      }).then(async (session) => {
         if (this.#closed) {
           await session.close();
           throw new ClosedError();
@@ -571,7 +597,8 @@ export class SessionLockManager {
         return session;
       });
       this.#opening[i] = opening;
-      opening.catch(() => {
+      opening.catch((error: unknown) => {
+        if (error instanceof SessionChangedError) this.#noteChange(error);
         if (this.#opening[i] === opening) this.#opening[i] = undefined;
       });
     }
@@ -590,6 +617,7 @@ export class SessionLockManager {
   /** A session ended: its locks are gone, and their holders learn it from their signals. */
   #lose(session: AdvisorySession, end: SessionEnd): void {
     const cause = end.kind === 'closed' ? new ClosedError() : end.cause;
+    if (cause instanceof SessionChangedError) this.#noteChange(cause);
     const why =
       end.kind === 'closed'
         ? 'the PgFence was closed'
@@ -601,13 +629,31 @@ export class SessionLockManager {
     }
     const lost = session.held.size > 0;
     session.held.clear();
-    if (end.kind === 'lost' && (lost || !this.#waits.owns(session))) {
-      try {
-        this.#options.onError(cause);
-      } catch {
-        // a failing error callback must not stop the loss from being handled
-      }
+    if (end.kind === 'lost' && (lost || !this.#waits.owns(session))) this.#report(cause);
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.#options.onError(error);
+    } catch {
+      // a failing error callback must not stop the loss from being handled
     }
+  }
+
+  #noteChange(error: SessionChangedError): void {
+    this.#changed ??= error;
+  }
+
+  /** Refuses session locks once a session changed backend (see `#changed`). */
+  #ensureOneSession(): void {
+    if (this.#changed === undefined) return;
+    throw new SessionChangedError(
+      'session locks are refused: this PgFence saw an advisory session change backend, so a ' +
+        'transaction-mode pooler sits between it and PostgreSQL, and session locks cannot be ' +
+        'held through it. Use leases (fence.lease) or fence.xactLock inside a transaction ' +
+        'there, or give session locks a direct or session-pooled connection',
+      { cause: this.#changed },
+    );
   }
 
   #parseKey(key: unknown): { display: string | bigint; id: bigint } {

@@ -20,6 +20,7 @@ export class WaitSessions {
   readonly #db: Database;
   readonly #livenessMs: number;
   readonly #onEnd: (session: AdvisorySession, end: SessionEnd) => void;
+  readonly #onError: (error: unknown) => void;
   readonly #idle: AdvisorySession[] = [];
   readonly #all = new Set<AdvisorySession>();
   #opening = 0;
@@ -29,10 +30,12 @@ export class WaitSessions {
     db: Database,
     livenessMs: number,
     onEnd: (session: AdvisorySession, end: SessionEnd) => void,
+    onError: (error: unknown) => void,
   ) {
     this.#db = db;
     this.#livenessMs = livenessMs;
     this.#onEnd = onEnd;
+    this.#onError = onError;
   }
 
   /** A session for one blocking wait, or null when `MAX_WAIT_SESSIONS` are in use. */
@@ -41,11 +44,15 @@ export class WaitSessions {
     if (this.#all.size + this.#opening >= MAX_WAIT_SESSIONS) return null;
     this.#opening += 1;
     try {
-      const session = await AdvisorySession.open(this.#db, this.#livenessMs, (s, end) => {
-        this.#all.delete(s);
-        const i = this.#idle.indexOf(s);
-        if (i >= 0) this.#idle.splice(i, 1);
-        this.#onEnd(s, end);
+      const session = await AdvisorySession.open(this.#db, {
+        livenessMs: this.#livenessMs,
+        onEnd: (s, end) => {
+          this.#all.delete(s);
+          const i = this.#idle.indexOf(s);
+          if (i >= 0) this.#idle.splice(i, 1);
+          this.#onEnd(s, end);
+        },
+        onError: this.#onError,
       });
       if (this.#closed) {
         await session.close();

@@ -22,6 +22,23 @@ export async function endWithin(client: pg.Client, timeoutMs: number): Promise<v
   destroyConnection(client);
 }
 
+/**
+ * Ends a client between transactions, or drops its socket if the server has not answered in
+ * `timeoutMs`. `pg` answers a failed statement at the server's error, before the server is
+ * ready again: a goodbye sent then reaches a pooler while its server connection is still busy,
+ * and PgBouncer closes that server connection — which frees every session lock on it, whoever
+ * took it (another client's, behind a transaction-mode pooler). A statement queued behind the
+ * failed one is sent only once the server is ready, and answered after; the ROLLBACK also ends
+ * a transaction left open (outside one it is a warning), which PgBouncer would otherwise end
+ * by closing the server connection too.
+ * @internal
+ */
+export async function endPolitely(client: pg.Client, timeoutMs: number): Promise<void> {
+  const started = performance.now();
+  await settleWithin(client.query('ROLLBACK'), timeoutMs);
+  await endWithin(client, Math.max(1, timeoutMs - (performance.now() - started)));
+}
+
 interface PoolInternals {
   _idle?: { client: pg.PoolClient }[];
   _clients?: pg.PoolClient[];

@@ -176,6 +176,16 @@ export class Database {
     return client;
   }
 
+  /**
+   * A new connection outside the pool with no settings of its own, connected within the
+   * connect bound (or `timeoutMs`). The caller owns it: it must attach an 'error' listener and
+   * end it.
+   */
+  async connectFresh(timeoutMs?: number): Promise<pg.Client> {
+    this.#assertOpen();
+    return this.#connect(undefined, timeoutMs);
+  }
+
   /** Ends the pool if pgfence opened it, in bounded time; a caller's pool is left alone. */
   async close(): Promise<void> {
     if (!this.#ownsPool) {

@@ -18,7 +18,7 @@ class SwitchingDatabase extends Database {
     this.clients.push(client);
     const query = client.query.bind(client) as (config: unknown, values?: unknown) => unknown;
     const switchPid = (text: string): string =>
-      text.replace('pg_backend_pid()', '(pg_backend_pid() + 1)');
+      text.replaceAll('pg_backend_pid()', '(pg_backend_pid() + 1)');
     (client as unknown as { query: unknown }).query = (config: unknown, values?: unknown) => {
       if (!this.switched) return query(config, values);
       if (typeof config === 'string') return query(switchPid(config), values);
@@ -100,6 +100,34 @@ describe('a session that changes backend (transaction-mode pooler)', () => {
       expect(error).toBeInstanceOf(SessionChangedError);
       expect(held.signal.reason).toBeInstanceOf(LockLostError);
       expect(await held.release()).toBe(false);
+    } finally {
+      await locks.close();
+      await db.close();
+    }
+  });
+
+  it('refuses every session lock once it saw a change, and says what to use instead', async () => {
+    const { db, locks } = manager(60_000);
+    try {
+      await locks.lock('pooled:f');
+      db.switched = true;
+      const first = await locks.tryLock('pooled:g').catch((e: unknown) => e);
+      expect(first).toBeInstanceOf(SessionChangedError);
+      // A new session would be a direct one again here (the stand-in switches only the old
+      // connection's answers): only the refusal keeps pgfence from trying again.
+      db.switched = false;
+      const calls = [
+        locks.tryLock('pooled:h'),
+        locks.lock('pooled:h', { waitMs: 1_000 }),
+        locks.withLock('pooled:h', () => 'ran'),
+        locks.lockAll(['pooled:h', 'pooled:i'], { waitMs: 1_000 }),
+      ];
+      for (const call of calls) {
+        const error = await call.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(SessionChangedError);
+        expect((error as Error).message).toMatch(/refused.*lease.*xactLock/s);
+        expect((error as SessionChangedError).cause).toBe(first);
+      }
     } finally {
       await locks.close();
       await db.close();

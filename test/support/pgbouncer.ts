@@ -50,6 +50,8 @@ export async function startPgBouncer(options: {
       `auth_file = ${join(dir, 'users.txt')}`,
       `pool_mode = ${options.mode}`,
       `default_pool_size = ${options.poolSize ?? 5}`,
+      // The admin console (KILL, PAUSE, RESUME, SHOW) for the first user.
+      `admin_users = ${users[0]}`,
       'max_client_conn = 200',
       'ignore_startup_parameters = extra_float_digits,options',
       `pidfile = ${join(dir, 'pgbouncer.pid')}`,
