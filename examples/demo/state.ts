@@ -9,6 +9,8 @@ export interface WorkerState {
   stale: Set<string>;
   done: number;
   refused: number;
+  /** Why it exited, when it died on its own (its exit code or signal and last stderr line). */
+  exitReason?: string;
 }
 
 /** A notable moment of the run, for the event list, the log lines and --json. */

@@ -110,7 +110,7 @@ export async function runDemo(options: DemoRunOptions): Promise<number> {
       });
       // A worker that died on its own (not the one the demo killed) is a failure too.
       for (const w of state.workers.filter((x) => x.status === 'failed')) {
-        summary.failures.push(`worker w${w.id} exited unexpectedly`);
+        summary.failures.push(`worker w${w.id} exited unexpectedly (${w.exitReason ?? '?'})`);
         summary.ok = false;
       }
       view.summary(summary, state);

@@ -77,10 +77,11 @@ export async function runWorkers(ctx: RunContext): Promise<void> {
       if (worker.status !== 'killed' && (code !== 0 || signal !== null)) {
         worker.status = 'failed';
         const last = stderr.trim().split('\n').slice(-1)[0] ?? '';
+        worker.exitReason = `${signal ?? `code ${code}`}${last ? `: ${last}` : ''}`;
         emit({
           type: 'worker-exit',
           worker: id,
-          text: `exited unexpectedly (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`,
+          text: `exited unexpectedly (${worker.exitReason})`,
         });
       } else if (worker.status !== 'killed') {
         worker.status = 'finished';
