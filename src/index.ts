@@ -51,5 +51,6 @@ export type {
   InspectOptions,
   Inspection,
   LeaseInfo,
+  LeaseWaiterInfo,
   AdvisoryLockInfo,
 } from './types.js';

@@ -253,7 +253,24 @@ export interface LeaseHolderInfo {
   token: bigint;
   acquiredAt: Date;
   expiresAt: Date;
+  /** Milliseconds since `acquiredAt`, by the database clock when inspected. */
+  heldMs: number;
+  /** Milliseconds until `expiresAt`, by the database clock when inspected. */
+  expiresInMs: number;
   metadata: unknown;
+}
+
+/** A caller waiting in a key's queue in the database, as `inspect` reports it. */
+export interface LeaseWaiterInfo {
+  owner: string;
+  /** What it asks for: `semaphore` when it asks for a permit. */
+  mode: 'exclusive' | 'shared' | 'semaphore';
+  /** The permit count it asks with, for a semaphore; null otherwise. */
+  permits: number | null;
+  /** When it took its place in the queue, by the database clock. */
+  waitingSince: Date;
+  /** Milliseconds since `waitingSince`, by the database clock when inspected. */
+  waitingMs: number;
 }
 
 /** A live lease, as `inspect` reports it. */
@@ -270,26 +287,39 @@ export interface LeaseInfo {
   token: bigint;
   acquiredAt: Date;
   expiresAt: Date;
+  heldMs: number;
+  expiresInMs: number;
   metadata: unknown;
   /** Every live holder of the key (one for a plain lease). */
   holders: LeaseHolderInfo[];
-  /** Callers waiting for the key in the database queue. */
-  waiters: number;
+  /** Callers waiting for the key in the database queue, first in line first. */
+  waiters: LeaseWaiterInfo[];
 }
 
-/** An advisory lock held through pgfence, as `inspect` reports it. */
+/** An advisory lock held or awaited in this database, as `inspect` reports it. */
 export interface AdvisoryLockInfo {
   /** The key, when this process took it (hashes cannot be reversed); otherwise null. */
   key: string | bigint | null;
   /** The 64-bit advisory lock id. */
   lockId: bigint;
+  /** `shared` for `pg_advisory_lock_shared` and its kin, otherwise `exclusive`. */
+  mode: 'exclusive' | 'shared';
   pid: number;
   applicationName: string | null;
   granted: boolean;
+  /**
+   * When this backend began waiting for the lock, by the database clock; null once granted.
+   * PostgreSQL does not record when an advisory lock was granted, so a holder has no age.
+   */
+  waitingSince: Date | null;
+  /** Milliseconds since `waitingSince`, by the database clock when inspected; null once granted. */
+  waitingMs: number | null;
 }
 
 /** Everything `inspect` reports. */
 export interface Inspection {
+  /** When the advisory locks were read, by the database clock. */
+  at: Date;
   leases: LeaseInfo[];
   advisory: AdvisoryLockInfo[];
 }

@@ -35,7 +35,7 @@ export function inspectionJson(inspection: Inspection): unknown {
         expiresAt: h.expiresAt.toISOString(),
         metadata: h.metadata ?? null,
       })),
-      waiters: l.waiters,
+      waiters: l.waiters.length,
     })),
     advisory: inspection.advisory.map((a) => ({
       key: a.key === null ? null : a.key.toString(),
@@ -65,7 +65,7 @@ export function inspectionText(inspection: Inspection): string {
             h.acquiredAt.toISOString(),
             h.expiresAt.toISOString(),
             l.mode === 'semaphore' ? `semaphore ${l.holders.length}/${l.permits}` : l.mode,
-            String(l.waiters),
+            String(l.waiters.length),
           ]),
         ),
       ]),

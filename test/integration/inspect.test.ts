@@ -36,6 +36,8 @@ describe('inspect', () => {
       token: lease!.token,
       acquiredAt: expect.any(Date),
       expiresAt: lease!.expiresAt,
+      heldMs: expect.any(Number),
+      expiresInMs: expect.any(Number),
       metadata: null,
     };
     expect(mine).toEqual({
@@ -44,13 +46,16 @@ describe('inspect', () => {
       permits: null,
       ...holder,
       holders: [holder],
-      waiters: 0,
+      waiters: [],
     });
     expect(typeof theirs!.token).toBe('bigint');
     expect(theirs!.token).toBeGreaterThan(mine!.token);
     expect(theirs!.owner).toBe('other');
     expect(theirs!.metadata).toEqual({ host: 'a', n: 2 });
     expect(mine!.expiresAt.getTime() - mine!.acquiredAt.getTime()).toBe(60_000);
+    // Age and time left, both by the database clock, add up to the term (whole ms, rounded).
+    expect(mine!.heldMs).toBeGreaterThanOrEqual(0);
+    expect(Math.abs(mine!.heldMs + mine!.expiresInMs - 60_000)).toBeLessThanOrEqual(1);
     await lease!.release();
   });
 
@@ -86,7 +91,9 @@ describe('inspect', () => {
         negative.toString(),
         positive.toString(),
       ]);
-      const waiting = waiter.query('SELECT pg_advisory_lock($1::bigint)', [positive.toString()]);
+      const waiting = waiter.query('SELECT pg_advisory_lock_shared($1::bigint)', [
+        positive.toString(),
+      ]);
       const holderPid = (await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       let found = false;
       for (let i = 0; i < 200 && !found; i += 1) {
@@ -103,25 +110,42 @@ describe('inspect', () => {
             lockId: negative,
             pid: holderPid,
             applicationName: 'inspect-holder',
+            mode: 'exclusive',
             granted: true,
+            waitingSince: null,
+            waitingMs: null,
           },
           {
             key: null,
             lockId: positive,
             pid: holderPid,
             applicationName: 'inspect-holder',
+            mode: 'exclusive',
             granted: true,
+            waitingSince: null,
+            waitingMs: null,
           },
           {
             key: null,
             lockId: positive,
             pid: expect.any(Number),
             applicationName: 'inspect-waiter',
+            mode: 'shared',
             granted: false,
+            waitingSince: expect.any(Date),
+            waitingMs: expect.any(Number),
           },
         ]),
       );
       expect(mine.length).toBe(3);
+      // The wait's age is the database's: it grows between two looks, from the same start.
+      const waitOf = async () =>
+        (await t.fence.inspect()).advisory.find((a) => a.lockId === positive && !a.granted)!;
+      const first = await waitOf();
+      await sleep(20);
+      const second = await waitOf();
+      expect(second.waitingSince).toEqual(first.waitingSince);
+      expect(second.waitingMs!).toBeGreaterThan(first.waitingMs!);
       // A prefix can only match keys this process knows: hashes cannot be reversed.
       const filtered = await t.fence.inspect({ prefix: 'x' });
       expect(filtered.advisory.filter((a) => a.lockId === negative)).toEqual([]);
@@ -130,6 +154,53 @@ describe('inspect', () => {
     } finally {
       await holder.end();
       await waiter.end();
+    }
+  });
+
+  it('lists the waiters of a key in queue order, with mode and age by the database clock', async () => {
+    const key = `queue:${Date.now()}`;
+    const holder = await t.fence.lease(key, { ttlMs: 60_000 });
+    const [first, second] = [t.another(), t.another()];
+    const stop = new AbortController();
+    const waiting = async (n: number) => {
+      for (let i = 0; i < 400; i += 1) {
+        const [lease] = (await t.fence.inspect({ prefix: key })).leases;
+        if (lease!.waiters.length === n) return lease!;
+        await sleep(25);
+      }
+      throw new Error(`timed out waiting for ${n} waiters`);
+    };
+    const asked = [first.lease(key, { waitMs: 60_000, signal: stop.signal })];
+    await waiting(1);
+    asked.push(second.lease(key, { mode: 'shared', waitMs: 60_000, signal: stop.signal }));
+    try {
+      const before = await waiting(2);
+      expect(before.waiters).toEqual([
+        {
+          owner: first.owner,
+          mode: 'exclusive',
+          permits: null,
+          waitingSince: expect.any(Date),
+          waitingMs: expect.any(Number),
+        },
+        {
+          owner: second.owner,
+          mode: 'shared',
+          permits: null,
+          waitingSince: expect.any(Date),
+          waitingMs: expect.any(Number),
+        },
+      ]);
+      const [a, b] = before.waiters;
+      expect(a!.waitingSince.getTime()).toBeLessThanOrEqual(b!.waitingSince.getTime());
+      expect(a!.waitingMs).toBeGreaterThanOrEqual(b!.waitingMs);
+      await sleep(20);
+      const after = await waiting(2);
+      expect(after.waiters[0]!.waitingMs).toBeGreaterThan(a!.waitingMs);
+    } finally {
+      stop.abort();
+      await Promise.allSettled(asked);
+      await holder.release();
     }
   });
 

@@ -105,7 +105,10 @@ describe('lease kinds', () => {
     const plain = other.lease(key, { waitMs: 10_000 });
     await sleep(200);
     const { leases } = await t.fence.inspect({ prefix: key });
-    expect(leases[0]).toMatchObject({ mode: 'semaphore', permits: 2, waiters: 1 });
+    expect(leases[0]).toMatchObject({ mode: 'semaphore', permits: 2 });
+    expect(leases[0]!.waiters).toEqual([
+      expect.objectContaining({ owner: other.owner, mode: 'exclusive', permits: null }),
+    ]);
     expect(leases[0]!.holders.map((h) => h.token)).toEqual(held.map((l) => l.token));
     expect(await held[0]!.release()).toBe(true);
     expect(await t.fence.isCurrent(key, held[0]!.token)).toBe(false);
