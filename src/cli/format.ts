@@ -1,89 +1,34 @@
-import type { Inspection } from '../index.js';
+/** A table cell: its text, and how to colour it once padded (so colours never shift columns). */
+export type Cell = string | { text: string; style: (text: string) => string };
+
+const text = (cell: Cell): string => (typeof cell === 'string' ? cell : cell.text);
 
 /** Pads columns to their widest cell; the first row is the header. */
-export function table(rows: string[][]): string {
+export function table(rows: Cell[][]): string {
   const widths: number[] = [];
   for (const row of rows) {
-    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, text(cell).length)));
   }
   return rows
     .map((row) =>
       row
-        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+        .map((cell, i) => {
+          const padded = i === row.length - 1 ? text(cell) : text(cell).padEnd(widths[i] ?? 0);
+          return typeof cell === 'string' ? padded : cell.style(padded);
+        })
         .join('  ')
         .trimEnd(),
     )
     .join('\n');
 }
 
-/** An inspection as plain JSON: bigints become decimal strings, dates ISO strings. */
-export function inspectionJson(inspection: Inspection): unknown {
-  return {
-    leases: inspection.leases.map((l) => ({
-      key: l.key,
-      owner: l.owner,
-      token: l.token.toString(),
-      acquiredAt: l.acquiredAt.toISOString(),
-      expiresAt: l.expiresAt.toISOString(),
-      metadata: l.metadata ?? null,
-      mode: l.mode,
-      permits: l.permits,
-      holders: l.holders.map((h) => ({
-        owner: h.owner,
-        token: h.token.toString(),
-        acquiredAt: h.acquiredAt.toISOString(),
-        expiresAt: h.expiresAt.toISOString(),
-        metadata: h.metadata ?? null,
-      })),
-      waiters: l.waiters.length,
-    })),
-    advisory: inspection.advisory.map((a) => ({
-      key: a.key === null ? null : a.key.toString(),
-      lockId: a.lockId.toString(),
-      pid: a.pid,
-      applicationName: a.applicationName,
-      granted: a.granted,
-    })),
-  };
-}
-
-/** An inspection as the tables `pgfence ls` prints. */
-export function inspectionText(inspection: Inspection): string {
-  const parts: string[] = [];
-  if (inspection.leases.length === 0) {
-    parts.push('no live leases');
-  } else {
-    parts.push(
-      // One row per holder: a shared or semaphore key has several, each with its own token.
-      table([
-        ['KEY', 'TOKEN', 'OWNER', 'ACQUIRED', 'EXPIRES', 'MODE', 'WAITERS'],
-        ...inspection.leases.flatMap((l) =>
-          l.holders.map((h) => [
-            l.key,
-            h.token.toString(),
-            h.owner,
-            h.acquiredAt.toISOString(),
-            h.expiresAt.toISOString(),
-            l.mode === 'semaphore' ? `semaphore ${l.holders.length}/${l.permits}` : l.mode,
-            String(l.waiters.length),
-          ]),
-        ),
-      ]),
-    );
-  }
-  if (inspection.advisory.length > 0) {
-    parts.push(
-      table([
-        ['ADVISORY LOCK', 'KEY', 'PID', 'APPLICATION', 'STATE'],
-        ...inspection.advisory.map((a) => [
-          a.lockId.toString(),
-          a.key === null ? '-' : a.key.toString(),
-          String(a.pid),
-          a.applicationName ?? '-',
-          a.granted ? 'held' : 'waiting',
-        ]),
-      ]),
-    );
-  }
-  return parts.join('\n\n') + '\n';
+/** A span of milliseconds as an operator reads it: 850ms, 12.3s, 4m05s, 2h07m. */
+export function formatAge(ms: number): string {
+  const n = Math.max(0, Math.round(ms));
+  if (n < 1_000) return `${n}ms`;
+  if (n < 60_000) return `${(Math.floor(n / 100) / 10).toFixed(1)}s`;
+  const s = Math.floor(n / 1_000);
+  if (s < 3_600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  const m = Math.floor(s / 60);
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }

@@ -52,7 +52,7 @@ describe('pgfence run --permits / --shared, ls', () => {
           key: string;
           mode: string;
           permits: number;
-          waiters: number;
+          waiters: { owner: string; mode: string }[];
           holders: unknown[];
         }[];
       };
@@ -61,12 +61,14 @@ describe('pgfence run --permits / --shared, ls', () => {
         sem?.mode === 'semaphore' &&
         sem.permits === 2 &&
         sem.holders.length === 2 &&
-        sem.waiters === 1
+        sem.waiters.length === 1 &&
+        sem.waiters[0]!.mode === 'semaphore'
       );
     }, 'ls to show two holders and a waiter');
     const text = await pgfence(['ls', ...db()]);
-    expect(text.stdout).toMatch(/^KEY\s+TOKEN\s+OWNER\s+ACQUIRED\s+EXPIRES\s+MODE\s+WAITERS/);
-    expect(text.stdout.match(/semaphore 2\/2/g)?.length).toBe(2);
+    expect(text.stdout).toMatch(/^KEY\s+STATE\s+MODE\s+TOKEN\s+OWNER\s+AGE\s+EXPIRES IN\n/);
+    expect(text.stdout.match(/^sem\s+held\s+semaphore 2\/2\s/gm)?.length).toBe(2);
+    expect(text.stdout.match(/^sem\s+waiting\s+semaphore\s+-\s/gm)?.length).toBe(1);
     expect(await lines(join(dir, 'sem-c.token'))).toEqual([]);
 
     await (await import('node:fs/promises')).writeFile(stop, '');

@@ -67,9 +67,11 @@ describe('pgfence ls', () => {
       ).toBe(true);
 
       const text = await pgfence(['ls', ...db(), '--prefix', 'ls:']);
-      expect(text.stdout).toMatch(/^KEY\s+TOKEN\s+OWNER/);
+      expect(text.stdout).toMatch(/^KEY\s+STATE\s+MODE\s+TOKEN\s+OWNER/);
       for (const e of expected)
-        expect(text.stdout).toMatch(new RegExp(`${e.key}\\s+${e.token}\\s`));
+        expect(text.stdout).toMatch(
+          new RegExp(`^${e.key}\\s+held\\s+exclusive\\s+${e.token}\\s`, 'm'),
+        );
     } finally {
       await writeFile(stop, '');
     }
