@@ -619,7 +619,9 @@ export interface PgFence extends AsyncDisposable {
    * @example
    * ```ts
    * const { leases, advisory } = await fence.inspect({ prefix: 'job:' });
-   * for (const lease of leases) console.log(lease.key, lease.owner, lease.expiresAt);
+   * for (const lease of leases) {
+   *   console.log(lease.key, lease.owner, `${lease.expiresInMs} ms left`, lease.waiters.length);
+   * }
    * console.log(`${advisory.length} advisory locks`);
    * ```
    */
