@@ -1,17 +1,21 @@
 // The periodic reaper.
 //
-// Only one process reaps at a time: each pass takes a session advisory lock with
-// pg_try_advisory_lock on the pooled connection it reaps on, and unlocks it before handing the
-// connection back. A process whose try-lock fails skips that pass (another one is reaping).
-// Why per pass, and not a lock held for ever on a dedicated connection: a permanent leader
-// would cost every process with a reaper one idle connection for its whole life, plus the
-// machinery to notice a dead session and re-elect; a per-pass lock costs one round trip a pass,
-// needs no liveness tracking (a crashed pass's connection dies and takes the lock with it) and
-// no connection between passes. Why not pg_try_advisory_xact_lock: that lock would last for
-// the pass's whole transaction, and a pass must commit every batch on its own, or it would hold
-// every row it deleted locked, and block acquirers, until the pass ended.
+// Only one process reaps at a time: each pass opens a transaction on one pooled connection and
+// takes pg_try_advisory_xact_lock there, keeps that transaction open while its batches run and
+// commit on a second pooled connection, and commits it when the pass is done. A process whose
+// try-lock fails skips that pass (another one is reaping).
+// Why a transaction-scoped lock: behind a transaction-mode pooler (PgBouncer
+// pool_mode = transaction) each statement of a client connection may run on another server
+// connection, so a session lock and its unlock could land on different backends (passes
+// overlapped, and the lock stayed behind on a pooled backend). An open transaction keeps its
+// server connection until it ends, and the lock ends with it: a commit, a rollback, or the
+// connection's death (a crashed pass takes its lock with it). Why two connections: a pass
+// must commit every batch on its own, or it would hold every row it deleted locked, and block
+// acquirers, until the pass ended. Why per pass, and not a lock held for ever on a dedicated
+// connection: a permanent leader would cost every process with a reaper one idle connection
+// for its whole life, plus the machinery to notice a dead session and re-elect.
 // Jitter keeps processes started together from trying at the same instant every time.
-import type { Database } from '../db/database.js';
+import type { BoundedClient, Database } from '../db/database.js';
 import { InvalidArgumentError } from '../errors.js';
 import { advisoryKeyId } from '../keys.js';
 import type { ResolvedOptions } from '../options.js';
@@ -115,27 +119,54 @@ export class ReaperLoop implements Reaper {
 
   async #pass(): Promise<void> {
     try {
-      // If the pass throws, its connection is destroyed, and the lock goes with it.
-      await this.#db.withClient(async (client) => {
-        const { rows } = await client.query<{ leader: boolean }>(
-          'SELECT pg_try_advisory_lock($1::bigint) AS leader',
-          [this.#lockId],
-        );
-        if (rows[0]?.leader !== true) return; // another process is reaping right now
-        const started = performance.now();
-        const deleted = await reapOn(
-          client,
-          this.#db.schema,
-          this.#batchSize,
-          this.#stopping.signal,
-        );
-        // Reported while still holding the lock, so that passes reported by different processes
-        // never overlap in time.
-        this.#report({ deleted, durationMs: performance.now() - started });
-        await client.query('SELECT pg_advisory_unlock($1::bigint)', [this.#lockId]);
+      await this.#db.withClient(async (lock) => {
+        // The lock's transaction sits idle while the batches run: a server-wide
+        // idle_in_transaction_session_timeout must not end it (and the pass's lock) midway.
+        await lock.query('BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0');
+        try {
+          await this.#lead(lock);
+        } catch (error) {
+          // Ended before the connection goes: a pooler drops a server connection whose client
+          // leaves mid-transaction, and with it every session lock on it, whoever took it.
+          await lock.query('ROLLBACK').catch(() => {});
+          throw error;
+        }
       });
     } catch (error) {
       this.#safely(this.#onError, error);
+    }
+  }
+
+  /** In the lock's open transaction: takes the lock, or skips the pass; commits either way. */
+  async #lead(lock: BoundedClient): Promise<void> {
+    const { rows } = await lock.query<{ leader: boolean }>(
+      'SELECT pg_try_advisory_xact_lock($1::bigint) AS leader',
+      [this.#lockId],
+    );
+    if (rows[0]?.leader !== true) {
+      await lock.query('COMMIT');
+      return; // another process is reaping right now
+    }
+    // The lock's connection dying mid-pass frees the lock: the pass stops at its next batch.
+    const lost = new AbortController();
+    const onLost = (): void => lost.abort();
+    lock.raw.on('error', onLost);
+    lock.raw.on('end', onLost);
+    try {
+      const stop = AbortSignal.any([this.#stopping.signal, lost.signal]);
+      const started = performance.now();
+      const deleted = await this.#db.withClient((batches) =>
+        reapOn(batches, this.#db.schema, this.#batchSize, stop),
+      );
+      // An answer in the lock's transaction shows the lock was held all along: only then is the
+      // pass reported, still holding it, so that passes reported by different processes never
+      // overlap in time.
+      await lock.query('SELECT 1');
+      this.#report({ deleted, durationMs: performance.now() - started });
+      await lock.query('COMMIT');
+    } finally {
+      lock.raw.off('error', onLost);
+      lock.raw.off('end', onLost);
     }
   }
 
