@@ -99,18 +99,26 @@ async function heldCpu(ctx: BenchContext, admin: pg.Pool, schema: string): Promi
     );
     await admin.query(`ANALYZE "${schema}".leases`);
     const watchMs = ctx.params.quick ? 20_000 : 60_000;
-    const { rows } = await admin.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity WHERE application_name = $1`,
-      [APP],
-    );
-    const pids = rows.map((r) => r.pid);
+    const backends = async (): Promise<number[]> =>
+      (
+        await admin.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE application_name = $1`,
+          [APP],
+        )
+      ).rows.map((r) => r.pid);
+    const pids = await backends();
     const before = await cpuSeconds(pids);
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, watchMs));
+    // A backend the pool opened during the window counts with all its CPU (an overestimate,
+    // never an underestimate); one that closed makes the figure unreadable.
+    const later = (await backends()).filter((pid) => !pids.includes(pid));
     const after = await cpuSeconds(pids);
+    const added = await cpuSeconds(later);
     const wallS = (performance.now() - t0) / 1000;
     const lost = leases.filter((l) => l.signal.aborted).length;
-    const share = before === null || after === null ? NaN : (after - before) / wallS;
+    const share =
+      before === null || after === null || added === null ? NaN : (after - before + added) / wallS;
     ctx.report.row({
       scenario: SCENARIO,
       config,
@@ -119,7 +127,7 @@ async function heldCpu(ctx: BenchContext, admin: pg.Pool, schema: string): Promi
       note: Number.isNaN(share)
         ? `backend CPU not readable (server not on this machine?); ${lost} lost`
         : `${(share * 100).toFixed(2)} % of one core over ${wallS.toFixed(0)} s ` +
-          `(${pids.length} backends, target < 5 %); ${lost} lost` +
+          `(${pids.length + later.length} backends, target < 5 %); ${lost} lost` +
           (errors.length > 0 ? `; ${errors.length} background errors` : ''),
     });
     ctx.report.metric('renew-db-cpu-share-20000', share);
