@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
+import { defaultLockDelayMs } from './advisory/lock-delay.js';
 import { InvalidArgumentError } from './errors.js';
 import {
   resolveTelemetryOptions,
@@ -56,6 +57,14 @@ export interface PgFenceSettings {
   advisorySessions?: number;
   /** How often an advisory session with locks is checked to be alive. Default 2,000 ms. */
   livenessIntervalMs?: number;
+  /**
+   * How long a new server incarnation (a promoted standby, a restart after a crash) grants no
+   * advisory lock, counted from when pgfence first saw it: long enough for holders on the old
+   * server, whose sockets may have gone silent, to have noticed their loss. Default
+   * 2.5 × `livenessIntervalMs` (5,000 ms): a silent session is noticed within two intervals.
+   * 0 turns the delay off.
+   */
+  lockDelayMs?: number;
   /** `application_name` of pgfence's own connections. Default `pgfence`. */
   applicationName?: string;
   /**
@@ -93,6 +102,7 @@ export interface ResolvedOptions {
   readonly pollIntervalMs: number;
   readonly advisorySessions: number;
   readonly livenessIntervalMs: number;
+  readonly lockDelayMs: number;
   readonly applicationName: string;
   readonly connectTimeoutMs: number;
   readonly statementTimeoutMs: number;
@@ -121,6 +131,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'pollIntervalMs',
   'advisorySessions',
   'livenessIntervalMs',
+  'lockDelayMs',
   'applicationName',
   'connectTimeoutMs',
   'statementTimeoutMs',
@@ -156,6 +167,12 @@ export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
       '"safetyMarginMs" must be a number from 0 up to (not including) ttlMs',
     );
   }
+  const livenessIntervalMs = positiveInteger(
+    'livenessIntervalMs',
+    options.livenessIntervalMs,
+    2_000,
+    3_600_000,
+  );
   const reportError = options.onError ?? (() => {});
   if (typeof reportError !== 'function') {
     throw new InvalidArgumentError('"onError" must be a function');
@@ -180,12 +197,11 @@ export function resolveOptions(options: PgFenceOptions): ResolvedOptions {
     renewFraction: fraction('renewFraction', options.renewFraction, 1 / 3),
     pollIntervalMs: positiveInteger('pollIntervalMs', options.pollIntervalMs, 5_000, 3_600_000),
     advisorySessions: positiveInteger('advisorySessions', options.advisorySessions, 2, 64),
-    livenessIntervalMs: positiveInteger(
-      'livenessIntervalMs',
-      options.livenessIntervalMs,
-      2_000,
-      3_600_000,
-    ),
+    livenessIntervalMs,
+    lockDelayMs:
+      options.lockDelayMs === undefined
+        ? defaultLockDelayMs(livenessIntervalMs)
+        : validateLockDelay(options.lockDelayMs),
     applicationName: validateApplicationName(options.applicationName ?? 'pgfence'),
     connectTimeoutMs:
       options.connectTimeoutMs === undefined
@@ -308,6 +324,23 @@ function fraction(name: string, value: unknown, fallback: number): number {
   if (typeof value !== 'number' || !(value > 0 && value < 1)) {
     throw new InvalidArgumentError(
       `"${name}" must be a number between 0 and 1 (exclusive), got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/** The longest lock-delay accepted: an hour (advisory_grant_delay() refuses more as well). */
+export const MAX_LOCK_DELAY_MS = 3_600_000;
+
+function validateLockDelay(value: unknown): number {
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < 0 ||
+    value > MAX_LOCK_DELAY_MS
+  ) {
+    throw new InvalidArgumentError(
+      `"lockDelayMs" must be 0 (off) or a number of milliseconds up to ${MAX_LOCK_DELAY_MS}, got ${String(value)}`,
     );
   }
   return value;

@@ -295,6 +295,63 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
     $$;
 
 --
+-- Name: advisory_grant_delay(double precision); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.advisory_grant_delay(p_delay_ms double precision) RETURNS double precision
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+  v_at record;
+  v_since timestamptz;
+  v_now timestamptz;
+BEGIN
+  IF p_delay_ms IS NULL OR NOT (p_delay_ms >= 0 AND p_delay_ms <= 3600000) THEN
+    RAISE EXCEPTION 'advisory_grant_delay: the delay must be 0 to 3600000 ms, got %', p_delay_ms
+      USING ERRCODE = '22023';
+  END IF;
+  SELECT * INTO STRICT v_at FROM "pgfence".server_incarnation();
+  IF v_at.in_recovery THEN
+    IF NOT EXISTS (SELECT 1 FROM "pgfence".incarnations) THEN
+      RETURN 0;
+    END IF;
+    v_since := v_at.started_at;
+  ELSE
+    SELECT s.first_seen INTO v_since FROM "pgfence".incarnation_seen s
+    WHERE s.system_id = v_at.system_id AND s.timeline = v_at.timeline
+      AND s.started_at = v_at.started_at;
+    IF NOT FOUND THEN
+      BEGIN
+        PERFORM set_config('synchronous_commit', 'local', true);
+        v_now := clock_timestamp();
+        -- Concurrent first callers: one inserts, the others wait for it and then read its row.
+        INSERT INTO "pgfence".incarnation_seen AS s (system_id, timeline, started_at, first_seen)
+        VALUES (v_at.system_id, v_at.timeline, v_at.started_at,
+                CASE WHEN EXISTS (SELECT 1 FROM "pgfence".incarnations) THEN v_now END)
+        ON CONFLICT ON CONSTRAINT incarnation_seen_pkey DO NOTHING;
+        INSERT INTO "pgfence".incarnations AS i (system_id, timeline, started_at, first_seen)
+        VALUES (v_at.system_id, v_at.timeline, v_at.started_at, v_now)
+        ON CONFLICT ON CONSTRAINT incarnations_pkey DO NOTHING;
+        SELECT s.first_seen INTO STRICT v_since FROM "pgfence".incarnation_seen s
+        WHERE s.system_id = v_at.system_id AND s.timeline = v_at.timeline
+          AND s.started_at = v_at.started_at;
+      EXCEPTION WHEN read_only_sql_transaction THEN
+        v_since := CASE WHEN EXISTS (SELECT 1 FROM "pgfence".incarnations)
+                        THEN v_at.started_at END;
+      END;
+    END IF;
+    IF v_since IS NULL THEN
+      RETURN 0;
+    END IF;
+  END IF;
+  RETURN greatest(0, 1000 * extract(epoch FROM
+    greatest(v_since, v_at.started_at) + p_delay_ms * interval '1 millisecond' - clock_timestamp()
+  ))::double precision;
+END
+$$;
+
+--
 -- Name: claim_candidates(text[], text, double precision); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -950,6 +1007,25 @@ END
 $$;
 
 --
+-- Name: server_incarnation(); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.server_incarnation(OUT system_id bigint, OUT timeline bigint, OUT started_at timestamp with time zone, OUT in_recovery boolean) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  system_id := "pgfence".server_system_id();
+  started_at := pg_postmaster_start_time();
+  in_recovery := pg_is_in_recovery();
+  IF in_recovery THEN
+    timeline := (pg_control_checkpoint()).timeline_id;
+  ELSE
+    timeline := "pgfence".server_timeline();
+  END IF;
+END
+$$;
+
+--
 -- Name: server_system_id(); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -1006,6 +1082,28 @@ CREATE SEQUENCE pgfence.fence_token_counter
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
+
+--
+-- Name: incarnation_seen; Type: TABLE; Schema: pgfence; Owner: -
+--
+
+CREATE UNLOGGED TABLE pgfence.incarnation_seen (
+    system_id bigint NOT NULL,
+    timeline bigint NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    first_seen timestamp with time zone
+);
+
+--
+-- Name: incarnations; Type: TABLE; Schema: pgfence; Owner: -
+--
+
+CREATE TABLE pgfence.incarnations (
+    system_id bigint NOT NULL,
+    timeline bigint NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    first_seen timestamp with time zone NOT NULL
+);
 
 --
 -- Name: lease_holders; Type: TABLE; Schema: pgfence; Owner: -
@@ -1112,6 +1210,20 @@ CREATE TABLE pgfence.token_epoch (
 --
 
 ALTER TABLE ONLY pgfence.pgfence_migrations ALTER COLUMN id SET DEFAULT nextval('pgfence.pgfence_migrations_id_seq'::regclass);
+
+--
+-- Name: incarnation_seen incarnation_seen_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
+--
+
+ALTER TABLE ONLY pgfence.incarnation_seen
+    ADD CONSTRAINT incarnation_seen_pkey PRIMARY KEY (system_id, timeline, started_at);
+
+--
+-- Name: incarnations incarnations_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
+--
+
+ALTER TABLE ONLY pgfence.incarnations
+    ADD CONSTRAINT incarnations_pkey PRIMARY KEY (system_id, timeline, started_at);
 
 --
 -- Name: lease_holders lease_holders_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -

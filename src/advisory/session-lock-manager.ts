@@ -23,6 +23,7 @@ import {
 import type { AdvisoryLock, LockOptions, TryLockOptions } from '../types.js';
 import { AdvisorySession, type HeldLock, type SessionEnd } from './advisory-session.js';
 import { takeAll, type TakeAllResult } from './all-or-nothing.js';
+import { LockDelay } from './lock-delay.js';
 import { LocalLocks, type LocalSlot } from './local-locks.js';
 import { waitInServer } from './server-wait.js';
 import { WaitSessions } from './wait-sessions.js';
@@ -89,6 +90,8 @@ export class SessionLockManager {
    * that would hand each one's statements to other clients' server connections.
    */
   #changed: SessionChangedError | undefined;
+  /** No grant on a new server incarnation before its old holders must have noticed. */
+  readonly #lockDelay: LockDelay;
 
   constructor(db: Database, options: ResolvedOptions, telemetry: Telemetry = NO_TELEMETRY) {
     this.#telemetry = telemetry;
@@ -104,6 +107,7 @@ export class SessionLockManager {
       (s, end) => this.#lose(s, end),
       (error) => this.#report(error),
     );
+    this.#lockDelay = new LockDelay(options.schema, options.lockDelayMs, options.onError);
   }
 
   /** Waits up to `waitMs` for the key; rejects with `LockTimeoutError`, or the signal's reason. */
@@ -315,6 +319,15 @@ export class SessionLockManager {
           continue;
         }
         const session = opened.value;
+        const gate = this.#lockDelay.gateOf(session);
+        if (gate > performance.now()) {
+          // The server is a new incarnation still in its lock-delay: every key counts as held
+          // (by a holder on the old one that may not know yet), so this is contention — tryLock
+          // gets null, a waiter waits it out within its wait — never an outage.
+          failures.answered = true;
+          if (!(await this.#lockDelay.waitOut(gate, deadline, signal))) return null;
+          continue;
+        }
         const op =
           mode === 'exclusive' ? 'lock' : session.holds(id) ? 'join-shared' : 'lock-shared';
         const attempt = session.run(op, id);
@@ -407,6 +420,13 @@ export class SessionLockManager {
     }
     if (checkout.kind === 'failed' || !checkout.value) return 'poll';
     const session = checkout.value;
+    // A fresh wait session may have reached another server than the shared one did.
+    const gate = await settle(this.#lockDelay.grantableAt(session), deadline, signal);
+    if (gate.kind !== 'done' || !(await this.#lockDelay.waitOut(gate.value, deadline, signal))) {
+      this.#waits.checkin(session);
+      if (gate.kind === 'aborted') throw signal!.reason;
+      return gate.kind === 'failed' ? 'poll' : 'timeout';
+    }
     let freed = false;
     let passedOn = false;
     try {
@@ -504,6 +524,8 @@ export class SessionLockManager {
         if (!cancel.cancelled && isTransient(error)) return null;
         throw error;
       }
+      // In its lock-delay every key counts as held (see #acquire): busy, try again.
+      if (this.#lockDelay.gateOf(session) > performance.now()) return null;
       const check = mode === 'shared' && ids.some((id) => session.holds(id));
       const attempt = session.solo(takeAll(ids, mode, check));
       let result: TakeAllResult;
@@ -587,6 +609,8 @@ export class SessionLockManager {
         onEnd: (s, end) => this.#ended(i, s, end),
         onError: (error) => this.#report(error),
       }).then(async (session) => {
+        // Before its first grant: how long its server's incarnation is still in lock-delay.
+        await this.#lockDelay.grantableAt(session);
         if (this.#closed) {
           await session.close();
           throw new ClosedError();

@@ -65,6 +65,20 @@ describe('resolveOptions', () => {
     }
   });
 
+  it('derives the default lock-delay from the liveness interval, and takes 0 to turn it off', () => {
+    // A silent session dies at most two liveness intervals after its server went quiet; the
+    // default adds half an interval of margin.
+    expect(resolveOptions({ pool }).lockDelayMs).toBe(5_000);
+    expect(resolveOptions({ pool, livenessIntervalMs: 500 }).lockDelayMs).toBe(1_250);
+    expect(resolveOptions({ pool, livenessIntervalMs: 500, lockDelayMs: 0 }).lockDelayMs).toBe(0);
+    expect(resolveOptions({ pool, lockDelayMs: 12_345.5 }).lockDelayMs).toBe(12_345.5);
+    for (const bad of [-1, Number.NaN, Infinity, 3_600_001, '5000', null]) {
+      expect(() => resolveOptions({ pool, lockDelayMs: bad as never }), String(bad)).toThrow(
+        /"lockDelayMs" must be 0 \(off\) or a number of milliseconds up to 3600000/,
+      );
+    }
+  });
+
   it('accepts waitMs of 0 and Infinity', () => {
     expect(resolveOptions({ pool, waitMs: 0 }).waitMs).toBe(0);
     expect(resolveOptions({ pool, waitMs: Infinity }).waitMs).toBe(Infinity);
