@@ -200,7 +200,11 @@ export function describeLockContract(kind: LockKind): void {
             expect(await held.release()).toBe(true);
           }),
         );
-        expect(order.length).toBe(16);
+        // One key's callers in one process are served in arrival order (README, "Waiting");
+        // semaphore permits and lease sets make no such promise.
+        if (kind !== 'semaphore' && kind !== 'lease-set') {
+          expect(order).toEqual(Array.from({ length: 16 }, (_, i) => i));
+        }
       } finally {
         await recorder.close();
       }
