@@ -5,6 +5,7 @@
 // Rounds interleave the variants so that drift on a shared machine hits each alike; the ratio
 // is of the medians over rounds. Target: with a meter provider ≥ 0.95× without.
 import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
@@ -59,11 +60,17 @@ const ops: [string, Op][] = [
   ],
 ];
 
-async function rate(fence: PgFence, op: Op): Promise<number> {
+/** Ops per second over one round, and this process's CPU time per op (µs). */
+async function rate(fence: PgFence, op: Op): Promise<{ opsPerSec: number; cpuUsPerOp: number }> {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   let n = 0;
   while (performance.now() - started < ROUND_MS) await op(fence, n++);
-  return (n * 1_000) / (performance.now() - started);
+  const used = process.cpuUsage(cpu);
+  return {
+    opsPerSec: (n * 1_000) / (performance.now() - started),
+    cpuUsPerOp: (used.user + used.system) / n,
+  };
 }
 
 const median = (xs: number[]): number => {
@@ -80,25 +87,35 @@ async function main(): Promise<void> {
     await fences[0]!.migrate();
     for (const fence of fences) await rate(fence, ops[0]![1]); // warm up connections and JIT
     const results = new Map<string, number[]>();
+    const cpu = new Map<string, number[]>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const [opName, op] of ops) {
         for (const [v, [name]] of variants.entries()) {
           const key = `${opName}|${name}`;
           const r = await rate(fences[v]!, op);
-          results.set(key, [...(results.get(key) ?? []), r]);
+          results.set(key, [...(results.get(key) ?? []), r.opsPerSec]);
+          cpu.set(key, [...(cpu.get(key) ?? []), r.cpuUsPerOp]);
           spans.reset();
         }
       }
     }
+    // Throughput is what the target is about; on a busy machine it swings with the load, so
+    // this process's CPU per operation (what telemetry adds, and nothing else does) is shown too.
+    const [load] = loadavg();
+    console.log(`load average ${load!.toFixed(1)} at the end, ${cpus().length} CPUs`);
     console.log(
-      `| operation | variant | ops/s (median of ${ROUNDS} × ${ROUND_MS} ms) | vs no provider |`,
+      `| operation | variant | ops/s (median of ${ROUNDS} × ${ROUND_MS} ms) | vs no provider | client CPU µs/op | added |`,
     );
-    console.log('| --- | --- | ---: | ---: |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: |');
     for (const [opName] of ops) {
       const base = median(results.get(`${opName}|no provider`)!);
+      const baseCpu = median(cpu.get(`${opName}|no provider`)!);
       for (const [name] of variants) {
         const m = median(results.get(`${opName}|${name}`)!);
-        console.log(`| ${opName} | ${name} | ${m.toFixed(0)} | ${(m / base).toFixed(3)}× |`);
+        const c = median(cpu.get(`${opName}|${name}`)!);
+        console.log(
+          `| ${opName} | ${name} | ${m.toFixed(0)} | ${(m / base).toFixed(3)}× | ${c.toFixed(0)} | ${(c - baseCpu).toFixed(0)} |`,
+        );
       }
     }
   } finally {
