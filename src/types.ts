@@ -44,10 +44,13 @@ export interface CampaignOptions {
 
 /** Who leads an election, by the database clock. */
 export interface LeaderInfo {
+  /** What the leader announced with `campaign({ value })`; null if it gave none. */
   value: string | null;
+  /** The leader's `PgFence` owner. */
   owner: string;
   /** The term's fencing token: a later term has a larger one. */
   token: bigint;
+  /** When the term ends unless renewed, by the database clock. */
   expiresAt: Date;
 }
 
@@ -62,9 +65,11 @@ export type TryLeaseOptions = Omit<LeaseOptions, 'waitMs' | 'signal'>;
 
 /** A lease: a row in `<schema>.leases` held until it is released or its TTL passes unrenewed. */
 export interface Lease extends AsyncDisposable {
+  /** The key this lease holds. */
   readonly key: string;
   /** The fencing token of this term: larger than every token issued before it. */
   readonly token: bigint;
+  /** The owner of the `PgFence` that took it. */
   readonly owner: string;
   /** When the lease expires by the database clock, as of the last acquire or renewal. */
   readonly expiresAt: Date;
@@ -138,6 +143,7 @@ export interface TryLockOptions {
 
 /** A session advisory lock: no disk write, gone when released or when its connection dies. */
 export interface AdvisoryLock extends AsyncDisposable {
+  /** The key as given: a string, or the raw 64-bit lock id. */
   readonly key: string | bigint;
   /** How it is held: `shared` or `exclusive`. */
   readonly mode: LockMode;
