@@ -38,8 +38,9 @@ export default defineConfig({
           ...shared,
           name: 'faults',
           include: ['test/faults/**/*.test.ts'],
-          // Failover needs the PostgreSQL 15 binaries and minutes: `npm run test:failover`.
-          exclude: ['test/faults/replication/**'],
+          // Failover needs the PostgreSQL 15 binaries and minutes: `npm run test:failover`;
+          // PgBouncer needs its package: `npm run test:pooler`.
+          exclude: ['test/faults/replication/**', 'test/faults/pooler/**'],
           sequence: { groupOrder: 2 },
           maxWorkers: 1,
         },

@@ -7,6 +7,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { freePort, isAlive } from './postgres-process.js';
 import { waitGone } from './pids.js';
 import { sleep } from './wait.js';
@@ -18,6 +19,10 @@ export interface PgBouncer {
   port: number;
   /** `postgres://user@127.0.0.1:<port>/database` through the pooler. */
   url(database: string, user?: string): string;
+  /** Runs a command on the admin console (`KILL db`, `RESUME db`, `SHOW POOLS`). */
+  admin(command: string): Promise<Record<string, unknown>[]>;
+  /** Stops PgBouncer and starts it again on the same port and config (every connection drops). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -31,6 +36,8 @@ export async function startPgBouncer(options: {
   mode: 'session' | 'transaction' | 'statement';
   users?: string[];
   poolSize?: number;
+  /** The server's password for the users (the embedded test server has one). */
+  serverPassword?: string;
 }): Promise<PgBouncer> {
   const dir = await mkdtemp(join(tmpdir(), 'pgfence-pgbouncer-'));
   await chmod(dir, 0o777);
@@ -41,7 +48,8 @@ export async function startPgBouncer(options: {
     join(dir, 'pgbouncer.ini'),
     [
       '[databases]',
-      `* = host=127.0.0.1 port=${options.serverPort}`,
+      `* = host=127.0.0.1 port=${options.serverPort}` +
+        (options.serverPassword ? ` password=${options.serverPassword}` : ''),
       '[pgbouncer]',
       'listen_addr = 127.0.0.1',
       `listen_port = ${port}`,
@@ -61,36 +69,66 @@ export async function startPgBouncer(options: {
   );
   const asRoot = process.getuid?.() === 0;
   const args = ['-d', join(dir, 'pgbouncer.ini')];
-  await run(
-    asRoot ? 'runuser' : PGBOUNCER,
-    asRoot ? ['-u', 'postgres', '--', PGBOUNCER, ...args] : args,
-  );
-  let pid: number | undefined;
-  const deadline = performance.now() + 10_000;
-  while (pid === undefined) {
-    const text = await readFile(join(dir, 'pgbouncer.pid'), 'utf8').catch(() => '');
-    const n = Number.parseInt(text, 10);
-    if (Number.isInteger(n) && n > 0) pid = n;
-    else if (performance.now() > deadline) {
-      const log = await readFile(join(dir, 'pgbouncer.log'), 'utf8').catch(() => '');
-      await rm(dir, { recursive: true, force: true });
-      throw new Error(`pgbouncer did not start: ${log}`);
-    } else await sleep(50);
+  const pidfile = join(dir, 'pgbouncer.pid');
+  const launch = async (): Promise<number> => {
+    await rm(pidfile, { force: true });
+    await run(
+      asRoot ? 'runuser' : PGBOUNCER,
+      asRoot ? ['-u', 'postgres', '--', PGBOUNCER, ...args] : args,
+    );
+    const deadline = performance.now() + 10_000;
+    for (;;) {
+      const text = await readFile(pidfile, 'utf8').catch(() => '');
+      const n = Number.parseInt(text, 10);
+      if (Number.isInteger(n) && n > 0) return n;
+      if (performance.now() > deadline) {
+        const log = await readFile(join(dir, 'pgbouncer.log'), 'utf8').catch(() => '');
+        throw new Error(`pgbouncer did not start: ${log}`);
+      }
+      await sleep(50);
+    }
+  };
+  let started: number;
+  try {
+    started = await launch();
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
   }
-  const started = pid;
   const onExit = () => {
     if (isAlive(started)) process.kill(started, 'SIGKILL');
   };
   process.once('exit', onExit);
+  const halt = async (): Promise<void> => {
+    if (isAlive(started)) {
+      process.kill(started, 'SIGTERM');
+      if (!(await waitGone(started, 5_000))) process.kill(started, 'SIGKILL');
+    }
+  };
   return {
     port,
     url: (database, user = 'postgres') => `postgres://${user}@127.0.0.1:${port}/${database}`,
+    async admin(command) {
+      const client = new pg.Client({
+        connectionString: `postgres://${users[0]}@127.0.0.1:${port}/pgbouncer`,
+      });
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        // The admin console speaks the simple protocol only.
+        const result = await client.query(command);
+        return result.rows as Record<string, unknown>[];
+      } finally {
+        await client.end().catch(() => {});
+      }
+    },
+    async restart() {
+      await halt();
+      started = await launch();
+    },
     async stop() {
       process.off('exit', onExit);
-      if (isAlive(started)) {
-        process.kill(started, 'SIGTERM');
-        if (!(await waitGone(started, 5_000))) process.kill(started, 'SIGKILL');
-      }
+      await halt();
       await rm(dir, { recursive: true, force: true });
     },
   };
