@@ -421,12 +421,8 @@ export class SessionLockManager {
     if (checkout.kind === 'failed' || !checkout.value) return 'poll';
     const session = checkout.value;
     // A fresh wait session may have reached another server than the shared one did.
-    const gate = await settle(this.#lockDelay.grantableAt(session), deadline, signal);
-    if (gate.kind !== 'done' || !(await this.#lockDelay.waitOut(gate.value, deadline, signal))) {
-      this.#waits.checkin(session);
-      if (gate.kind === 'aborted') throw signal!.reason;
-      return gate.kind === 'failed' ? 'poll' : 'timeout';
-    }
+    const passed = await this.#passLockDelay(session, deadline, signal);
+    if (passed !== 'passed') return passed;
     let freed = false;
     let passedOn = false;
     try {
@@ -460,6 +456,31 @@ export class SessionLockManager {
       if (error instanceof DeadlockError || signal?.aborted || this.#closed) throw error;
       if (!session.alive && isTransient(error)) return 'poll';
       throw error;
+    }
+  }
+
+  /**
+   * Waits until `session`'s server is past its lock-delay, within `deadline`. Otherwise the
+   * session goes back (and the caller polls after a failure, or gives up at the deadline).
+   */
+  async #passLockDelay(
+    session: AdvisorySession,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<'passed' | 'poll' | 'timeout'> {
+    let result: 'passed' | 'poll' | 'timeout' = 'timeout';
+    try {
+      const gate = await settle(this.#lockDelay.grantableAt(session), deadline, signal);
+      if (gate.kind === 'aborted') throw signal!.reason;
+      if (gate.kind === 'failed') result = 'poll';
+      else if (
+        gate.kind === 'done' &&
+        (await this.#lockDelay.waitOut(gate.value, deadline, signal))
+      )
+        result = 'passed';
+      return result;
+    } finally {
+      if (result !== 'passed') this.#waits.checkin(session);
     }
   }
 

@@ -187,7 +187,9 @@ async function advisory(index: number): Promise<void> {
     summary.acquired += 1;
     markReady();
     await checker.enter(key, holder);
-    await Promise.race([sleep(Math.random() * config.holdMs), aborted(lock.signal)]);
+    // A long hold ends at SIGTERM too: a release begun after it would otherwise race the
+    // settle window and be counted as a call that never settled.
+    await Promise.race([sleep(Math.random() * config.holdMs), aborted(lock.signal), stopped]);
     if (lock.signal.aborted) summary.lost += 1;
     await checker.exit(key, holder);
     await timed('release', 0, () => lock.release()).catch(noteError);

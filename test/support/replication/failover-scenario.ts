@@ -279,7 +279,7 @@ export function describeFigures(title: string, f: ScenarioFigures): string {
         refused: w.refused,
         lost: w.lost,
         longest: `${w.longestOp} ${w.longestMs} ms`,
-        pending: w.stillPending.length,
+        pending: w.stillPending,
         lostLeases: w.lostLeases,
         errors: w.errors,
       })),
