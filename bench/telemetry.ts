@@ -1,6 +1,6 @@
 // Telemetry overhead: uncontended lease and advisory-lock cycles (acquire + release, one caller)
 // on a PgFence without telemetry, with a meter provider, and with a meter and a tracer provider.
-// `npm run bench:telemetry` (about a minute) or `npm run bench:telemetry -- --quick`.
+// `npm run bench:telemetry` (about three minutes) or `npm run bench:telemetry -- --quick`.
 // Server: PGFENCE_BENCH_URL, else PGFENCE_TEST_URL, else postgres://postgres@127.0.0.1:5432/test.
 // Rounds interleave the variants so that drift on a shared machine hits each alike; the ratio
 // is of the medians over rounds. Target: with a meter provider ≥ 0.95× without.
@@ -21,7 +21,7 @@ class Reader extends MetricReader {
 }
 
 const quick = process.argv.includes('--quick');
-const ROUNDS = quick ? 3 : 7;
+const ROUNDS = quick ? 3 : 15;
 const ROUND_MS = quick ? 1_000 : 2_000;
 const url =
   process.env.PGFENCE_BENCH_URL ??
