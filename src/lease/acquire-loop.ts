@@ -92,10 +92,9 @@ export async function waitFor<T>(
   const subscriptions = keys.map((key) => deps.listener.subscribe(key));
   /** Places in the queue being given up: a wait that ends waits (briefly) for them. */
   const leaving: Promise<void>[] = [];
-  const settle = (late: Step<T>): Promise<void> | undefined => {
+  const settle = (late: Step<T>): void => {
     if ('granted' in late) deps.discard(late.granted);
-    else if (late.waiter !== null) return deps.leaveQueue(late.waiter);
-    return undefined;
+    else if (late.waiter !== null) void deps.leaveQueue(late.waiter);
   };
   try {
     for (let round = 0; ; round += 1) {
@@ -111,7 +110,9 @@ export async function waitFor<T>(
         lastFailure = undefined;
       } catch (error) {
         if (cancel.cancelled) {
-          leaving.push(pending.then(settle, () => {}));
+          // Not waited for: an attempt still in flight may be one the database never answers,
+          // and the wait must end at its bound; whatever it yields is handed back when it comes.
+          void pending.then(settle, () => {});
           // The wait ran out while the database had not answered since its last failure (or at
           // all): nobody can tell whether the key is held, so this is no timeout.
           if (error instanceof LockTimeoutError && (lastFailure !== undefined || !answered)) {
