@@ -69,3 +69,15 @@ export async function eventually<T>(ms: number, read: () => Promise<T>, ok: (v: 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * The advisory locks still held on the server once every client has exited (read directly,
+ * not through the pooler), given up to 2 s to reach 0 while backends finish giving theirs back.
+ */
+export function advisoryLocksLeft(setup: { advisoryLocks(): Promise<number> }): Promise<number> {
+  return eventually(
+    2_000,
+    () => setup.advisoryLocks(),
+    (n) => n === 0,
+  );
+}

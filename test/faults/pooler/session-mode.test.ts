@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgFence, type Lease, type PgFence } from '../../../src/index.js';
 import { analyseChecker } from '../../support/mutex-checker.js';
 import { poolerAvailable, startPooler, type PoolerSetup } from '../../support/pooler.js';
-import { eventually, runWorkers, total } from '../../support/pooler-workers.js';
+import { advisoryLocksLeft, runWorkers, total } from '../../support/pooler-workers.js';
 import { sleep } from '../../support/wait.js';
 
 const TTL_MS = 5_000;
@@ -30,11 +30,7 @@ describe.skipIf(!poolerAvailable())('behind PgBouncer in session mode', () => {
       durationMs: 3_000,
     });
     const figures = await analyseChecker(setup.direct, setup.checker);
-    const left = await eventually(
-      2_000,
-      () => setup.advisoryLocks(),
-      (n) => n === 0,
-    );
+    const left = await advisoryLocksLeft(setup);
     console.log(
       `[pooler session session-locks] grants=${total(reports, 'grants')} ` +
         `refused=${total(reports, 'refused')} overlaps=${figures.overlaps} locksLeft=${left}`,

@@ -6,7 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyseChecker } from '../../support/mutex-checker.js';
 import { poolerAvailable, startPooler, type PoolerSetup } from '../../support/pooler.js';
-import { eventually, runWorkers, total, unexpectedErrors } from '../../support/pooler-workers.js';
+import {
+  advisoryLocksLeft,
+  runWorkers,
+  total,
+  unexpectedErrors,
+} from '../../support/pooler-workers.js';
 
 describe.skipIf(!poolerAvailable())('behind PgBouncer in transaction mode', () => {
   let setup: PoolerSetup;
@@ -26,11 +31,7 @@ describe.skipIf(!poolerAvailable())('behind PgBouncer in transaction mode', () =
       durationMs: 4_000,
     });
     const figures = await analyseChecker(setup.direct, setup.checker);
-    const left = await eventually(
-      2_000,
-      () => setup.advisoryLocks(),
-      (n) => n === 0,
-    );
+    const left = await advisoryLocksLeft(setup);
     console.log(
       `[pooler transaction session-locks] grants=${total(reports, 'grants')} ` +
         `refused=${total(reports, 'refused')} lost=${total(reports, 'lost')} ` +
@@ -77,11 +78,7 @@ describe.skipIf(!poolerAvailable())('behind PgBouncer in transaction mode', () =
         if (p.who < q.who && !(p.end <= q.start + 2 || q.end <= p.start + 2)) overlaps += 1;
       }
     }
-    const left = await eventually(
-      2_000,
-      () => setup.advisoryLocks(),
-      (n) => n === 0,
-    );
+    const left = await advisoryLocksLeft(setup);
     console.log(
       `[pooler transaction reaper] passes with work=${working.length} ` +
         `by process=${reports.map((r) => r.passes.filter((p) => p.deleted > 0).length).join('/')} ` +
