@@ -90,8 +90,6 @@ export async function waitFor<T>(
   const what = keys.length === 1 ? keys[0]! : keys.join(', ');
   let waiter: bigint | null = null;
   const subscriptions = keys.map((key) => deps.listener.subscribe(key));
-  /** Places in the queue being given up: a wait that ends waits (briefly) for them. */
-  const leaving: Promise<void>[] = [];
   const settle = (late: Step<T>): void => {
     if ('granted' in late) deps.discard(late.granted);
     else if (late.waiter !== null) void deps.leaveQueue(late.waiter);
@@ -168,12 +166,11 @@ export async function waitFor<T>(
     }
   } finally {
     for (const s of subscriptions) s.close();
-    if (waiter !== null) leaving.push(deps.leaveQueue(waiter));
     // A caller that gave up must not stay in the key's queue, where it would make the next
     // caller (shared, a semaphore's, a try) wait behind nobody until the place lapses. Its
     // wait ends once the place is given up, or after a short bound if the database does not
     // answer (the place then lapses by its own expiry).
-    if (leaving.length > 0) await settleWithin(Promise.all(leaving), LEAVE_QUEUE_BOUND_MS);
+    if (waiter !== null) await settleWithin(deps.leaveQueue(waiter), LEAVE_QUEUE_BOUND_MS);
   }
 }
 
