@@ -1,5 +1,6 @@
 // pgfence benchmarks: `npm run bench` (full, a few minutes) or `npm run bench -- --quick`.
 // Options: --quick, --embedded (own server even if one answers), --only=1,3 (scenario numbers).
+// Scenario 7 starts ZooKeeper and etcd on loopback when installed (Debian zookeeper, etcd-server).
 // Prints Markdown tables and writes the run as JSON and Markdown to bench/results/.
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { openServer } from './lib/server.js';
 import { checkTargets } from './lib/targets.js';
 import { errorMessage } from './lib/variants.js';
 import { claiming } from './scenarios/claiming.js';
+import { contendedBaselines } from './scenarios/contended-baselines.js';
 import { contendedProcesses } from './scenarios/contended-processes.js';
 import { handoff } from './scenarios/handoff.js';
 import { reaper } from './scenarios/reaper.js';
@@ -31,6 +33,7 @@ const SCENARIOS: [string, string, (ctx: BenchContext) => Promise<void>][] = [
   ['5', 'renewals', renewals],
   ['5', 'renewal statement, analyzed table', renewalStatement],
   ['6', 'contended advisory acquire across processes', contendedProcesses],
+  ['7', 'contended acquire vs ZooKeeper and etcd', contendedBaselines],
 ];
 
 function parseArgs(argv: string[]): {
