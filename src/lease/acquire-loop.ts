@@ -197,7 +197,8 @@ export function toStep(
 /**
  * Asks for one key until it is granted, `waitMs` passes or the wait is cancelled. A plain lease
  * tries first through the coalesced statement (the uncontended path: one shared commit); a
- * caller that has to wait, and every shared or semaphore caller, asks through `acquire_lease`,
+ * caller that has to wait, and every shared or semaphore caller, asks through
+ * `acquire_lease_batch` (shared with the other attempts of this PgFence made at the same time),
  * which keeps its place in the key's queue in the database.
  * @internal
  */

@@ -3,10 +3,10 @@ import type { LockMode } from '../options.js';
 import type { AcquireOutcome } from './lease-sql.js';
 
 // The statements behind shared leases, semaphores, lease sets and the waiter queue, each one
-// round trip to a function of migration 1764130000005. int8 columns are read as text and
+// round trip to a function of migration 1764130000005 (acquire_lease_batch: 1764130000007). int8 columns are read as text and
 // become bigint here, once.
 
-/** One row of `acquire_lease` or `acquire_lease_set`. */
+/** One row of `acquire_lease_batch` or `acquire_lease_set`. */
 interface KindRow {
   key?: string;
   acquired: boolean;
@@ -19,35 +19,41 @@ interface KindRow {
   held_permits: number | null;
 }
 
-/** One key, any kind; the caller's place in the key's queue comes back with the answer. */
-export function acquireOneSql(schema: string): string {
-  return `SELECT acquired, token::text AS token, acquired_at, expires_at, db_now,
+/** One row of `acquire_lease_batch`: a KindRow for the request of ordinal `ord` (from 1). */
+export type KindBatchRow = KindRow & { ord: number };
+
+/** Many callers' attempts (any kind, with their places in the queues) in one statement. */
+export function acquireBatchSql(schema: string): string {
+  return `SELECT ord, acquired, token::text AS token, acquired_at, expires_at, db_now,
                  waiter::text AS waiter, conflict, held_permits
-          FROM ${qualified(schema, 'acquire_lease')}($1::text, $2::text, $3::float8, $4::jsonb,
-                 $5::text, $6::int4, $7::int8, $8::float8)`;
+          FROM ${qualified(schema, 'acquire_lease_batch')}($1::text[], $2::text, $3::float8[],
+                 $4::jsonb[], $5::text[], $6::int4[], $7::int8[], $8::float8[])`;
 }
 
-export function acquireOneParams(
+/** Parameters of acquireBatchSql, one array element per attempt, in the order given. */
+export function acquireBatchParams(
   owner: string,
-  request: {
-    key: string;
-    ttlMs: number;
-    metadataJson: string | null;
-    mode: LockMode;
-    permits: number | null;
-  },
-  waiter: bigint | null,
-  queueTtlMs: number | null,
+  attempts: readonly {
+    request: {
+      key: string;
+      ttlMs: number;
+      metadataJson: string | null;
+      mode?: LockMode;
+      permits?: number | null;
+    };
+    waiter: bigint | null;
+    queueTtlMs: number | null;
+  }[],
 ): unknown[] {
   return [
-    request.key,
+    attempts.map((a) => a.request.key),
     owner,
-    request.ttlMs,
-    request.metadataJson,
-    request.mode,
-    request.permits,
-    waiter === null ? null : waiter.toString(),
-    queueTtlMs,
+    attempts.map((a) => a.request.ttlMs),
+    attempts.map((a) => a.request.metadataJson),
+    attempts.map((a) => a.request.mode ?? 'exclusive'),
+    attempts.map((a) => a.request.permits ?? null),
+    attempts.map((a) => (a.waiter === null ? null : a.waiter.toString())),
+    attempts.map((a) => a.queueTtlMs),
   ];
 }
 

@@ -15,9 +15,10 @@ import {
   type RenewRow,
 } from './lease-sql.js';
 import {
-  acquireOneParams,
-  acquireOneSql,
+  acquireBatchParams,
+  acquireBatchSql,
   acquireSetSql,
+  type KindBatchRow,
   leaveQueueSql,
   parseKindRow,
   releaseHoldersSql,
@@ -42,6 +43,13 @@ export interface Term {
   key: string;
   token: bigint;
   holder?: boolean;
+}
+
+/** One attempt of any kind, with the caller's place in the key's queue. @internal */
+interface KindAttempt {
+  request: AcquireRequest;
+  waiter: bigint | null;
+  queueTtlMs: number | null;
 }
 
 /** A renewal answer: the new expiry per term that was still live. @internal */
@@ -73,6 +81,8 @@ export class LeaseStore {
   readonly #acquirer: Coalescer<AcquireRequest, AcquireOutcome>;
   readonly #releaser: Coalescer<{ key: string; token: bigint }, boolean | 'busy'>;
   readonly #waitingReleaser: Coalescer<{ key: string; token: bigint }, boolean | 'busy'>;
+  readonly #kindAcquirer: Coalescer<KindAttempt, AcquireOutcome>;
+  readonly #holderReleaser: Coalescer<{ key: string; token: bigint }, boolean>;
 
   constructor(db: Database, owner: string) {
     this.#db = db;
@@ -89,6 +99,14 @@ export class LeaseStore {
       maxBatch: MAX_RELEASE_BATCH,
       maxInFlight: MAX_IN_FLIGHT,
     });
+    this.#kindAcquirer = new Coalescer((batch) => this.#acquireKindBatch(batch), {
+      maxBatch: MAX_ACQUIRE_BATCH,
+      maxInFlight: MAX_IN_FLIGHT,
+    });
+    this.#holderReleaser = new Coalescer((batch) => this.#releaseHolderBatch(batch), {
+      maxBatch: MAX_RELEASE_BATCH,
+      maxInFlight: MAX_IN_FLIGHT,
+    });
   }
 
   /** One attempt at one key; joins whatever batch is forming. */
@@ -98,13 +116,9 @@ export class LeaseStore {
 
   /** Deletes one term of a key; true if it was there. */
   async release(key: string, token: bigint, holder = false): Promise<boolean> {
-    if (holder) {
-      const result = await this.#db.query(releaseHoldersSql(this.#db.schema), [
-        [key],
-        [token.toString()],
-      ]);
-      return (result.rowCount ?? 0) > 0;
-    }
+    // A holder of a shared or semaphore key: never busy (release_lease_holders takes the
+    // key's serialisation lock and deletes the holder's own row).
+    if (holder) return this.#holderReleaser.submit({ key, token });
     const answer = await this.#releaser.submit({ key, token });
     if (answer !== 'busy') return answer;
     // Its row is locked by someone else: most often this process's own renewal of many
@@ -152,33 +166,16 @@ export class LeaseStore {
   }
 
   /**
-   * One attempt at one key of any kind, outside the coalesced batches. With `queueTtlMs`, a
-   * caller that is not granted takes or refreshes (`waiter`) its place in the key's queue.
+   * One attempt at one key of any kind. With `queueTtlMs`, a caller that is not granted takes
+   * or refreshes (`waiter`) its place in the key's queue. Concurrent attempts share one
+   * statement (acquire_lease_batch), answered in the order they were made.
    */
-  async acquireOne(
+  acquireOne(
     request: AcquireRequest,
     waiter: bigint | null,
     queueTtlMs: number | null,
   ): Promise<AcquireOutcome> {
-    const sentAt = performance.now();
-    const result = await this.#db.query<Parameters<typeof parseKindRow>[0]>(
-      acquireOneSql(this.#db.schema),
-      acquireOneParams(
-        this.#owner,
-        {
-          key: request.key,
-          ttlMs: request.ttlMs,
-          metadataJson: request.metadataJson,
-          mode: request.mode ?? 'exclusive',
-          permits: request.permits ?? null,
-        },
-        waiter,
-        queueTtlMs,
-      ),
-    );
-    const row = result.rows[0];
-    if (!row) throw new Error(`pgfence: acquire_lease returned no row for "${request.key}"`);
-    return parseKindRow(row, request.key, sentAt, request.metadata);
+    return this.#kindAcquirer.submit({ request, waiter, queueTtlMs });
   }
 
   /** Every key of `keys` or none, in one statement; one outcome per key, in order. */
@@ -306,6 +303,53 @@ export class LeaseStore {
       if (!row) throw new Error(`pgfence: acquire_leases returned no row for "${r.key}"`);
       return parseAcquireRow(row, sentAt, r.metadata);
     });
+  }
+
+  async #acquireKindBatch(batch: KindAttempt[]): Promise<PromiseSettledResult<AcquireOutcome>[]> {
+    try {
+      return (await this.#acquireKinds(batch)).map((value) => ({ status: 'fulfilled', value }));
+    } catch (error) {
+      if (batch.length === 1 || isTransient(error)) {
+        return batch.map(() => ({ status: 'rejected', reason: error }));
+      }
+      // Something in one attempt broke the statement: answer each on its own, in order, so
+      // that one caller's failure is not everybody's.
+      const single: PromiseSettledResult<AcquireOutcome>[] = [];
+      for (const attempt of batch) {
+        try {
+          single.push({ status: 'fulfilled', value: (await this.#acquireKinds([attempt]))[0]! });
+        } catch (reason) {
+          single.push({ status: 'rejected', reason });
+        }
+      }
+      return single;
+    }
+  }
+
+  async #acquireKinds(batch: KindAttempt[]): Promise<AcquireOutcome[]> {
+    const sentAt = performance.now();
+    const result = await this.#db.query<KindBatchRow>(
+      acquireBatchSql(this.#db.schema),
+      acquireBatchParams(this.#owner, batch),
+    );
+    const byOrd = new Map(result.rows.map((row) => [row.ord, row]));
+    return batch.map(({ request }, i) => {
+      const row = byOrd.get(i + 1);
+      if (!row)
+        throw new Error(`pgfence: acquire_lease_batch returned no row for "${request.key}"`);
+      return parseKindRow(row, request.key, sentAt, request.metadata);
+    });
+  }
+
+  async #releaseHolderBatch(
+    batch: { key: string; token: bigint }[],
+  ): Promise<PromiseSettledResult<boolean>[]> {
+    const result = await this.#db.query<ReleaseRow>(releaseHoldersSql(this.#db.schema), [
+      batch.map((t) => t.key),
+      batch.map((t) => t.token.toString()),
+    ]);
+    const released = new Set(result.rows.map((row) => termId(row.key, row.token)));
+    return batch.map((t) => ({ status: 'fulfilled', value: released.has(termId(t.key, t.token)) }));
   }
 
   async #releaseBatch(

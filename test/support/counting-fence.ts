@@ -1,5 +1,6 @@
-// A PgFence whose pool counts the statements that call each pgfence SQL function (acquire_leases,
-// renew_leases, release_leases…), for tests of how many statements an operation costs.
+// A PgFence whose pool counts the statements that call each pgfence lease function (acquire_leases,
+// renew_leases, release_leases, acquire_lease_batch, release_lease_holders…), for tests of how
+// many statements an operation costs.
 import { createPgFence, type PgFence } from '../../src/index.js';
 import { newPool } from './database.js';
 
@@ -18,7 +19,7 @@ export function countingFence(schema: string, poolMax = 10): CountingFence {
   const pool = newPool({ max: poolMax });
   const counts = new Map<string, number>();
   const count = (text: unknown) => {
-    const match = /\."?(\w+_leases)"?\(/.exec(
+    const match = /\."?(\w+_lease(?:s|_\w+)?)"?\(/.exec(
       typeof text === 'string' ? text : String((text as { text?: string })?.text),
     );
     if (match) counts.set(match[1]!, (counts.get(match[1]!) ?? 0) + 1);
