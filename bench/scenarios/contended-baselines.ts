@@ -14,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { createPgFence } from '../../src/index.js';
 import { startEtcd } from '../baselines/etcd.js';
 import { startZooKeeper, type StartedServers } from '../baselines/zookeeper.js';
@@ -78,6 +79,8 @@ async function subjectDb(ctx: BenchContext, id: string): Promise<SubjectDb> {
     ctx.log(`scenario 7: no database of its own for ${id} (${errorMessage(error)})`);
     return { url: ctx.url, name: undefined };
   }
+  // Function calls are counted too (a superuser's setting; without it they are not shown).
+  await ctx.admin.query(`ALTER DATABASE "${name}" SET track_functions = 'all'`).catch(() => {});
   const u = new URL(ctx.url);
   u.pathname = `/${name}`;
   const fence = createPgFence({ connectionString: u.toString(), schema: ctx.schema, poolSize: 1 });
@@ -94,6 +97,21 @@ async function subjectDb(ctx: BenchContext, id: string): Promise<SubjectDb> {
  * counts when it exits (an idle one may hold them for seconds), so every session is closed
  * before counting.
  */
+/** pgfence's functions called in `db`, most called first (empty when not tracked). */
+async function functionCalls(db: SubjectDb): Promise<[string, number][]> {
+  const client = new pg.Client({ connectionString: db.url, application_name: 'pgfence-bench' });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ f: string; n: string }>(
+      `SELECT funcname AS f, calls AS n FROM pg_stat_user_functions ORDER BY calls DESC`,
+    );
+    return rows.map((r) => [r.f, Number(r.n)]);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 async function transactions(ctx: BenchContext, name: string): Promise<number> {
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -135,6 +153,7 @@ export async function contendedBaselines(ctx: BenchContext): Promise<void> {
   /** Transactions of one open + close of the 8 PgFences, and how many rounds did that. */
   const overhead = new Map<MutexSubject, number>();
   const pgRounds = new Map<MutexSubject, number>();
+  const calls = new Map<MutexSubject, [string, number][]>();
   try {
     const starts: [MutexSubject, () => Promise<StartedServers>][] = [
       ['zk1', () => startZooKeeper(1)],
@@ -254,6 +273,7 @@ export async function contendedBaselines(ctx: BenchContext): Promise<void> {
       ctx.log(`scenario 7: no transaction count for ${id}: ${errorMessage(error)}`);
       xacts.delete(id);
     }
+    calls.set(id, await functionCalls(db).catch(() => []));
     await ctx.admin.query(`DROP DATABASE IF EXISTS "${db.name}" WITH (FORCE)`).catch(() => {});
   }
 
@@ -305,6 +325,13 @@ export async function contendedBaselines(ctx: BenchContext): Promise<void> {
             : ''
           : `; ${perGrant.toFixed(2)} database transactions per grant ` +
             `(net of ${overhead.get(s.id) ?? '?'} per round for opening and closing the PgFences)`) +
+        ((calls.get(s.id) ?? []).length > 0
+          ? `; function calls per grant (warm-ups included): ${calls
+              .get(s.id)!
+              .slice(0, 4)
+              .map(([f, n]) => `${f} ${(n / Math.max(1, t.grants)).toFixed(2)}`)
+              .join(', ')}`
+          : '') +
         (t.violations > 0 ? `; MUTUAL EXCLUSION VIOLATED ${t.violations}×` : ''),
     });
     p99.set(s.id, t.waits.at(99));
