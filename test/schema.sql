@@ -107,6 +107,16 @@ DECLARE
   v_waiter bigint;
   v_queue_ttl double precision;
   v_durable boolean := false;
+  v_group_keys text[] := '{}';
+  -- The last key granted to a shared or semaphore caller, and how it was asked for: a later
+  -- attempt of that key, asked for the same way and with no place in the queue, is decided
+  -- from what this statement already knows (see below) instead of by lease_admits again.
+  v_last_key text;
+  v_last_mode text;
+  v_last_permits integer;
+  v_taken integer; -- the semaphore's live holders plus its live waiters, once counted
+  v_fast boolean;
+  v_group_expires timestamptz[] := '{}';
   i integer;
 BEGIN
   IF p_keys IS NULL OR p_owner IS NULL OR p_ttl_ms IS NULL OR p_modes IS NULL
@@ -149,16 +159,62 @@ BEGIN
     waiter := v_waiter;
     conflict := NULL;
     held_permits := NULL;
-    SELECT * INTO v_admit FROM "pgfence".lease_admits(v_key, v_mode, v_permits, v_waiter, v_now);
+    -- Fast path: the previous attempt of this key was granted just as asked now, and nothing
+    -- else touched the key since (this statement holds its lock). Shared on shared: nothing new
+    -- can be in the way. A semaphore: granted while its holders and waiters (every live waiter
+    -- is ahead of a caller without a place) leave a permit free. Otherwise lease_admits decides.
+    v_fast := v_key = v_last_key AND v_mode = v_last_mode AND v_waiter IS NULL
+              AND v_permits IS NOT DISTINCT FROM v_last_permits;
+    IF v_fast AND v_permits IS NOT NULL THEN
+      IF v_taken IS NULL THEN
+        SELECT (SELECT count(*)::integer FROM "pgfence".lease_holders h
+                WHERE h.key = v_key AND h.expires_at > v_now)
+             + (SELECT count(*)::integer FROM "pgfence".lease_waiters w
+                WHERE w.key = v_key AND w.expires_at > v_now)
+        INTO v_taken;
+      END IF;
+      v_fast := v_taken < v_permits;
+    END IF;
+    IF v_fast THEN
+      SELECT false AS blocked, NULL::timestamptz AS retry_at, NULL::text AS conflict,
+             NULL::integer AS held_permits, true AS group_live
+      INTO v_admit;
+    ELSE
+      v_last_key := NULL;
+      SELECT * INTO v_admit FROM "pgfence".lease_admits(v_key, v_mode, v_permits, v_waiter, v_now);
+    END IF;
     IF NOT v_admit.blocked THEN
+      -- Only a grant to a caller without a place in the queue says that no waiter is in the
+      -- way (lease_admits counts only the waiters ahead of a caller who has one).
+      IF v_waiter IS NULL AND (v_mode = 'shared' OR v_permits IS NOT NULL) THEN
+        IF v_key IS DISTINCT FROM v_last_key THEN
+          v_taken := NULL;
+        ELSIF v_taken IS NOT NULL THEN
+          v_taken := v_taken + 1;
+        END IF;
+        v_last_key := v_key;
+        v_last_mode := v_mode;
+        v_last_permits := v_permits;
+      END IF;
       IF NOT v_durable THEN
         PERFORM set_config('synchronous_commit', 'on', true);
         v_durable := true;
       END IF;
       -- Drawn under the key's serialisation lock (guarantee 2).
       v_token := "pgfence".next_token();
-      expires_at := "pgfence".lease_grant(v_key, p_owner, v_token, p_ttl_ms[i], p_metadata[i],
-                                                v_mode, v_permits, v_admit.group_live, v_now);
+      IF v_admit.group_live THEN
+        -- Another holder of a live group: lease_grant's work, but the group row's expiry is
+        -- raised once per key, below, not once per holder (it is already live, and the rows
+        -- are locked: nobody sees it before this transaction commits).
+        expires_at := v_now + p_ttl_ms[i] * interval '1 millisecond';
+        INSERT INTO "pgfence".lease_holders (key, token, owner, mode, acquired_at, expires_at, metadata)
+        VALUES (v_key, v_token, p_owner, v_mode, v_now, expires_at, p_metadata[i]);
+        v_group_keys := v_group_keys || v_key;
+        v_group_expires := v_group_expires || expires_at;
+      ELSE
+        expires_at := "pgfence".lease_grant(v_key, p_owner, v_token, p_ttl_ms[i], p_metadata[i],
+                                                  v_mode, v_permits, false, v_now);
+      END IF;
       IF v_waiter IS NOT NULL THEN
         DELETE FROM "pgfence".lease_waiters w WHERE w.id = v_waiter;
       END IF;
@@ -193,6 +249,10 @@ BEGIN
     END IF;
     RETURN NEXT;
   END LOOP;
+  UPDATE "pgfence".leases AS l SET expires_at = greatest(l.expires_at, g.latest)
+  FROM (SELECT u.k, max(u.e) AS latest FROM unnest(v_group_keys, v_group_expires) AS u(k, e)
+        GROUP BY u.k) AS g
+  WHERE l.key = g.k AND l.token = 0;
 END
 $$;
 
@@ -782,30 +842,35 @@ CREATE FUNCTION pgfence.release_lease_holders(p_keys text[], p_tokens bigint[]) 
 DECLARE
   v_lock integer;
   v_now timestamptz;
-  v_term record;
+  v_key text;
   v_latest timestamptz;
+  v_keys text[];
+  v_tokens bigint[];
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   FOR v_lock IN SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1 LOOP
     PERFORM pg_advisory_xact_lock(-241587346, v_lock);
   END LOOP;
   v_now := clock_timestamp();
-  FOR v_term IN SELECT u.k, u.t FROM unnest(p_keys, p_tokens) AS u(k, t) LOOP
-    DELETE FROM "pgfence".lease_holders h WHERE h.key = v_term.k AND h.token = v_term.t;
-    CONTINUE WHEN NOT FOUND;
+  WITH gone AS (
+    DELETE FROM "pgfence".lease_holders h
+    USING unnest(p_keys, p_tokens) AS u(k, t)
+    WHERE h.key = u.k AND h.token = u.t
+    RETURNING h.key AS k, h.token AS t
+  )
+  SELECT array_agg(g.k), array_agg(g.t) INTO v_keys, v_tokens FROM gone g;
+  FOR v_key IN SELECT DISTINCT u.k FROM unnest(v_keys) AS u(k) LOOP
     SELECT max(h.expires_at) INTO v_latest FROM "pgfence".lease_holders h
-    WHERE h.key = v_term.k AND h.expires_at > v_now;
+    WHERE h.key = v_key AND h.expires_at > v_now;
     IF v_latest IS NULL THEN
-      DELETE FROM "pgfence".leases l WHERE l.key = v_term.k AND l.token = 0;
+      DELETE FROM "pgfence".leases l WHERE l.key = v_key AND l.token = 0;
     ELSE
       UPDATE "pgfence".leases AS l SET expires_at = v_latest
-      WHERE l.key = v_term.k AND l.token = 0 AND l.expires_at > v_now;
+      WHERE l.key = v_key AND l.token = 0 AND l.expires_at > v_now;
     END IF;
-    PERFORM pg_notify('pgfence.released', v_term.k);
-    key := v_term.k;
-    token := v_term.t;
-    RETURN NEXT;
+    PERFORM pg_notify('pgfence.released', v_key);
   END LOOP;
+  RETURN QUERY SELECT u.k, u.t FROM unnest(v_keys, v_tokens) AS u(k, t);
 END
 $$;
 

@@ -30,9 +30,9 @@ describe('acquire_lease_batch', () => {
     await t.cleanup();
   });
 
-  /** One statement of attempts, each [key, permits, waiter]; queue places last 30 s. */
+  /** One statement of attempts, each [key, permits, waiter, mode]; queue places last 30 s. */
   async function batch(
-    attempts: [string, number | null, string | null][],
+    attempts: [string, number | null, string | null, ('shared' | 'exclusive')?][],
     client: pg.Pool | pg.PoolClient = t.pool,
   ): Promise<BatchRow[]> {
     const { rows } = await client.query<BatchRow>(
@@ -42,7 +42,7 @@ describe('acquire_lease_batch', () => {
       [
         attempts.map((a) => a[0]),
         attempts.map(() => 30_000),
-        attempts.map(() => 'exclusive'),
+        attempts.map((a) => a[3] ?? 'exclusive'),
         attempts.map((a) => a[1]),
         attempts.map((a) => a[2]),
         attempts.map(() => 30_000),
@@ -77,6 +77,23 @@ describe('acquire_lease_batch', () => {
     expect(again.map((r) => r.acquired)).toEqual([false, true]);
     expect(again[0]!.waiter).toBe(w4.toString());
     expect(BigInt(again[1]!.token!)).toBeGreaterThan(BigInt(rows[1]!.token!));
+  });
+
+  it('a shared caller without a place does not pass a writer queued behind a shared waiter granted before it', async () => {
+    const key = unique('rw');
+    expect((await batch([[key, null, null, 'shared']]))[0]!.acquired).toBe(true);
+    const [writer1] = await batch([[key, null, null, 'exclusive']]);
+    const [reader] = await batch([[key, null, null, 'shared']]);
+    expect(reader!.acquired).toBe(false);
+    const [writer2] = await batch([[key, null, null, 'exclusive']]);
+    expect(BigInt(reader!.waiter!)).toBeLessThan(BigInt(writer2!.waiter!));
+    // The first writer gives up: the queued reader is next, then the second writer.
+    await t.pool.query(`SELECT "${t.schema}".leave_lease_queue($1::int8)`, [writer1!.waiter]);
+    const rows = await batch([
+      [key, null, reader!.waiter, 'shared'],
+      [key, null, null, 'shared'],
+    ]);
+    expect(rows.map((r) => r.acquired)).toEqual([true, false]);
   });
 
   it('answers another permit count with the count held, beside a grant in the same statement', async () => {
