@@ -18,6 +18,7 @@ import { claiming } from './scenarios/claiming.js';
 import { contendedBaselines } from './scenarios/contended-baselines.js';
 import { contendedProcesses } from './scenarios/contended-processes.js';
 import { handoff } from './scenarios/handoff.js';
+import { leaseKinds } from './scenarios/lease-kinds.js';
 import { reaper } from './scenarios/reaper.js';
 import { renewalStatement } from './scenarios/renewal-statement.js';
 import { renewals } from './scenarios/renewals.js';
@@ -34,6 +35,7 @@ const SCENARIOS: [string, string, (ctx: BenchContext) => Promise<void>][] = [
   ['5', 'renewal statement, analyzed table', renewalStatement],
   ['6', 'contended advisory acquire across processes', contendedProcesses],
   ['7', 'contended acquire vs ZooKeeper and etcd', contendedBaselines],
+  ['8', 'lease kinds, 16 callers', leaseKinds],
 ];
 
 function parseArgs(argv: string[]): {

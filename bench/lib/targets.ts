@@ -154,6 +154,13 @@ const TARGETS: Target[] = [
     show: fmtRatio,
   },
   {
+    target: 'semaphore acquire+release ≥ 0.8× a plain lease’s, 16 callers (one PgFence)',
+    metric: 'kinds.semaphore-vs-plain.16',
+    op: '>=',
+    bound: 0.8,
+    show: fmtRatio,
+  },
+  {
     target: '≤ 1 renewal query per tick per 1,000 auto-renewed leases',
     metric: 'renew-queries-per-tick-per-1000',
     op: '<=',

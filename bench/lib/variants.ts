@@ -43,6 +43,8 @@ export const VARIANT_KINDS = [
   'pgfence-lease',
   'pgfence-lease-acquire',
   'pgfence-lease-generic',
+  'pgfence-semaphore',
+  'pgfence-shared',
   'redlock',
 ] as const;
 export type VariantKind = (typeof VARIANT_KINDS)[number];
@@ -59,6 +61,8 @@ export const VARIANT_LABELS: Record<VariantKind, string> = {
   'pgfence-lease-acquire': 'pgfence tryLease (timed) + release',
   'pgfence-lease-generic':
     'experiment: pgfence tryLease + release, its pool with plan_cache_mode=force_generic_plan',
+  'pgfence-semaphore': 'pgfence tryLease + release, one semaphore of 16 permits',
+  'pgfence-shared': 'pgfence tryLease + release, one shared lease',
   redlock: 'redlock acquire + release (one Redis)',
 };
 
@@ -200,6 +204,19 @@ export async function openVariant(kind: VariantKind, env: VariantEnv): Promise<R
         if (!lease) throw new Error(`tryLease(${k}) returned null on a free key`);
         await lease.release();
       });
+    case 'pgfence-semaphore':
+    case 'pgfence-shared': {
+      // Every caller of the process on one key: a semaphore of 16 permits (never full at 16
+      // callers) or a shared lease, so what is measured is the kind's own cost.
+      const k = `${kind === 'pgfence-semaphore' ? 'sem' : 'shared'}:${env.tag}`;
+      const kindOptions =
+        kind === 'pgfence-semaphore' ? { permits: 16 } : { mode: 'shared' as const };
+      return fenceRunner(env, async (fence) => {
+        const lease = await fence.tryLease(k, { ttlMs: TTL_MS, ...kindOptions });
+        if (!lease) throw new Error(`tryLease(${k}) returned null with a permit free`);
+        await lease.release();
+      });
+    }
     case 'pgfence-lease-generic': {
       // Not a baseline: the same calls on connections where PostgreSQL always uses generic
       // plans, to show what re-planning inside the lease functions costs (see RESULTS.md).
