@@ -2,7 +2,7 @@
 //   node --import tsx bench/kinds-quick.ts <plain1|plain16|sem16> [seconds] [url]
 // plain1: one caller, its own key; plain16: 16 callers, a key each (coalesced statements);
 // sem16: 16 callers on one semaphore of 16 permits (never full: the cost of the kind itself).
-// Not yet part of `npm run bench` (run.ts); recorded by hand so far.
+// The same comparison, with interleaved rounds and its target, is scenario 8 of `npm run bench`.
 import pg from 'pg';
 import { createPgFence } from '../src/index.js';
 
