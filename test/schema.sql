@@ -521,6 +521,31 @@ END
 $$;
 
 --
+-- Name: announce_release(text); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.announce_release(p_key text) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_id bigint;
+  v_mode text;
+  v_permits integer;
+BEGIN
+  SELECT w.id, w.mode, w.permits INTO v_id, v_mode, v_permits
+  FROM "pgfence".lease_waiters w
+  WHERE w.key = p_key AND w.expires_at > clock_timestamp()
+  ORDER BY w.id
+  LIMIT 1;
+  IF FOUND AND v_mode = 'exclusive' AND v_permits IS NULL THEN
+    PERFORM pg_notify('pgfence.handoff', v_id::text || ':' || p_key);
+  ELSE
+    PERFORM pg_notify('pgfence.released', p_key);
+  END IF;
+END
+$$;
+
+--
 -- Name: claim_candidates(text[], text, double precision); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -786,10 +811,17 @@ $$;
 --
 
 CREATE FUNCTION pgfence.leave_lease_queue(p_waiter bigint) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
-  SELECT set_config('synchronous_commit', 'off', true);
-  DELETE FROM "pgfence".lease_waiters WHERE id = p_waiter;
+DECLARE
+  v_key text;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  DELETE FROM "pgfence".lease_waiters w WHERE w.id = p_waiter RETURNING w.key INTO v_key;
+  IF FOUND THEN
+    PERFORM pg_notify('pgfence.released', v_key);
+  END IF;
+END
 $$;
 
 --
@@ -976,7 +1008,7 @@ BEGIN
       WHERE l.key = x.key AND l.token = x.token
       RETURNING l.key, l.token
     LOOP
-      PERFORM pg_notify('pgfence.released', v_key);
+      PERFORM "pgfence".announce_release(v_key);
       key := v_key;
       token := v_token;
       busy := false;
@@ -1008,7 +1040,7 @@ BEGIN
     WHERE l.token = d.t AND l.owner = p_owner
   LOOP
     IF NOT v_busy THEN
-      PERFORM pg_notify('pgfence.released', v_key);
+      PERFORM "pgfence".announce_release(v_key);
     END IF;
     key := v_key;
     token := v_token;

@@ -8,6 +8,7 @@
 //   :PGFENCE_SCHEMA            the schema, as a quoted identifier
 //   :PGFENCE_ACQUIRE_CLASS_ID  the int4 class id under which acquirers of one key serialise
 //   :PGFENCE_RELEASED_CHANNEL  the NOTIFY channel of releases, as a string literal
+//   :PGFENCE_HANDOFF_CHANNEL   the NOTIFY channel of releases addressed to one waiter, as one
 // An unknown placeholder is an error, so a typo cannot install a function that fails later.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -64,6 +65,7 @@ export function placeholders(schema) {
     PGFENCE_SCHEMA: quoteIdentifier(schema),
     PGFENCE_ACQUIRE_CLASS_ID: String(serialisationClassId(schema)),
     PGFENCE_RELEASED_CHANNEL: quoteLiteral(`${schema}.released`),
+    PGFENCE_HANDOFF_CHANNEL: quoteLiteral(`${schema}.handoff`),
   };
 }
 

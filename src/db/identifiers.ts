@@ -7,3 +7,8 @@ export function qualified(schema: string, name: string): string {
 export function releasedChannel(schema: string): string {
   return `${schema}.released`;
 }
+
+/** The channel of releases addressed to one queued waiter: payload `<waiter id>:<key>`. */
+export function handoffChannel(schema: string): string {
+  return `${schema}.handoff`;
+}

@@ -147,6 +147,10 @@ export async function waitFor<T>(
         return step.granted;
       }
       waiter = step.waiter;
+      // A release addressed to a waiter ahead of this one does not wake it. (A place that
+      // lapsed is taken anew under a new id; a release addressed to that id while the attempt
+      // was in flight is missed, and the next poll, at most QUEUE_REFRESH_MS away, asks.)
+      for (const s of subscriptions) s.setWaiter(waiter);
       if (step.again && waitMs > 0) continue;
       if (performance.now() - started >= waitMs) {
         throw new LockTimeoutError(what, waitMs, { cause: lastTransient });

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Database } from '../db/database.js';
 import { endWithin } from '../db/connection.js';
-import { releasedChannel } from '../db/identifiers.js';
+import { handoffChannel, releasedChannel } from '../db/identifiers.js';
 import { settleWithin } from '../util/timers.js';
 
 /** A waiter's interest in one key's release notifications. @internal */
@@ -10,12 +10,18 @@ export interface ReleaseSubscription {
   reset(): void;
   /** Resolves on the next notification for the key after the last reset (or at once if one came). */
   next(): Promise<void>;
+  /**
+   * The waiter's place in the key's queue, or null: a release addressed to another place does
+   * not wake it (that waiter is ahead of it, and is granted first).
+   */
+  setWaiter(waiter: bigint | null): void;
   close(): void;
 }
 
 interface Subscriber {
   notified: boolean;
   wake: (() => void) | undefined;
+  waiter: bigint | null;
 }
 
 const MAX_BACKOFF_MS = 5_000;
@@ -23,7 +29,9 @@ const CLOSE_TIMEOUT_MS = 2_000;
 
 /**
  * One LISTEN connection per PgFence, shared by every lease waiter. `release_leases` sends the
- * key of each released lease on `<schema>.released`; the matching waiters are woken at once.
+ * key of each released lease on `<schema>.released`, and the matching waiters are woken at
+ * once; or, when the head of the key's queue is a plain exclusive waiter, `<id>:<key>` on
+ * `<schema>.handoff`, which wakes that waiter only (and those not in the queue).
  * The connection opens when the first waiter needs it and reconnects (with backoff) while
  * waiters remain; a reconnect wakes every waiter, since notifications may have been missed.
  * @internal
@@ -66,7 +74,7 @@ export class ReleaseListener {
   }
 
   subscribe(key: string): ReleaseSubscription {
-    const subscriber: Subscriber = { notified: false, wake: undefined };
+    const subscriber: Subscriber = { notified: false, wake: undefined, waiter: null };
     let set = this.#subscribers.get(key);
     if (!set) {
       set = new Set();
@@ -84,7 +92,7 @@ export class ReleaseListener {
 
   /** Woken by the release of any key. */
   subscribeAnyRelease(): ReleaseSubscription {
-    const subscriber: Subscriber = { notified: false, wake: undefined };
+    const subscriber: Subscriber = { notified: false, wake: undefined, waiter: null };
     this.#anyRelease.add(subscriber);
     void this.whenReady(); // never rejects, as above
     return handle(subscriber, () => this.#anyRelease.delete(subscriber));
@@ -96,7 +104,7 @@ export class ReleaseListener {
    * typically one name for the life of the process.
    */
   subscribeChannel(channel: string): ReleaseSubscription {
-    const subscriber: Subscriber = { notified: false, wake: undefined };
+    const subscriber: Subscriber = { notified: false, wake: undefined, waiter: null };
     let set = this.#channels.get(channel);
     if (!set) {
       set = new Set();
@@ -149,7 +157,11 @@ export class ReleaseListener {
       client.on('end', () => this.#lost(client!, undefined));
       client.on('notification', (message) => {
         if (message.channel === releasedChannel(this.#db.schema)) {
-          if (message.payload) this.#wake(message.payload);
+          if (message.payload) this.#wake(message.payload, null);
+          wakeAll(this.#anyRelease);
+        } else if (message.channel === handoffChannel(this.#db.schema)) {
+          const addressed = parseHandoff(message.payload);
+          if (addressed) this.#wake(addressed.key, addressed.waiter);
           wakeAll(this.#anyRelease);
         } else {
           wakeAll(this.#channels.get(message.channel));
@@ -161,6 +173,7 @@ export class ReleaseListener {
           query_timeout: this.#db.statementTimeoutMs,
         } as pg.QueryConfig);
       await listen(`"${releasedChannel(this.#db.schema)}"`);
+      await listen(`"${handoffChannel(this.#db.schema)}"`);
       this.#listening.clear();
       for (const channel of this.#channels.keys()) {
         await listen(quoteChannel(channel));
@@ -205,8 +218,10 @@ export class ReleaseListener {
     if (!this.#closed && wanted) void this.whenReady();
   }
 
-  #wake(key: string): void {
+  /** Wakes the waiters of `key`; with `waiter`, only that one and those not in the queue. */
+  #wake(key: string, waiter: bigint | null): void {
     for (const subscriber of this.#subscribers.get(key) ?? []) {
+      if (waiter !== null && subscriber.waiter !== null && subscriber.waiter !== waiter) continue;
       subscriber.notified = true;
       const wake = subscriber.wake;
       subscriber.wake = undefined;
@@ -218,10 +233,21 @@ export class ReleaseListener {
   }
 
   #wakeAll(): void {
-    for (const key of [...this.#subscribers.keys()]) this.#wake(key);
+    for (const key of [...this.#subscribers.keys()]) this.#wake(key, null);
     wakeAll(this.#anyRelease);
     for (const set of this.#channels.values()) wakeAll(set);
   }
+}
+
+/** `<waiter id>:<key>` as the handoff channel carries it; undefined if malformed. */
+export function parseHandoff(
+  payload: string | undefined,
+): { waiter: bigint; key: string } | undefined {
+  const colon = payload?.indexOf(':') ?? -1;
+  if (payload === undefined || colon < 1) return undefined;
+  const id = payload.slice(0, colon);
+  if (!/^[0-9]+$/.test(id)) return undefined;
+  return { waiter: BigInt(id), key: payload.slice(colon + 1) };
 }
 
 /** A channel name as an identifier for LISTEN: double-quoted, inner quotes doubled. */
@@ -259,6 +285,9 @@ function handle(subscriber: Subscriber, forget: () => void): ReleaseSubscription
           subscriber.wake = resolve;
         }
       }),
+    setWaiter: (waiter) => {
+      subscriber.waiter = waiter;
+    },
     close: () => {
       forget();
       subscriber.wake?.();
