@@ -41,8 +41,12 @@ describe.skipIf(!poolerAvailable())('behind PgBouncer in transaction mode', () =
     expect(unexpectedErrors(reports)).toEqual([]);
     expect(figures.overlaps).toBe(0);
     expect(total(reports, 'grants')).toBeGreaterThan(0);
-    // Backends shared between 3 processes: every one of them notices and refuses.
-    for (const report of reports) expect(report.counts.refused).toBeGreaterThan(0);
+    // Backends shared between 3 processes: the sharing is noticed and refused. Not necessarily
+    // by every process: one that refuses stops sending session statements, so the last process
+    // can be left alone on the pool's backends, where its session keeps one backend (every
+    // statement checks it) and it is rightly never refused; the checker shows its grants
+    // exclusive.
+    expect(total(reports, 'refused')).toBeGreaterThan(0);
     expect(total(reports, 'timeouts')).toBe(0);
     expect(left).toBe(0);
   });
