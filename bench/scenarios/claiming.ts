@@ -5,11 +5,13 @@
 // drain is checked job by job for exactly once; each job table is analyzed after loading;
 // passes rotate the order. Then: pickup latency of a waiting claimer, and where one batch's
 // time goes (WAL, commits, row locks, statements) for pgfence and the plain loop.
+import { postgresCpuSeconds } from '../lib/cpu.js';
 import type { BenchContext } from '../lib/context.js';
 import { batchCosts, type BatchCost } from '../claiming/cost.js';
 import {
   pgfenceContender,
   plainContender,
+  BATCH,
   WORKERS,
   type Contender,
 } from '../claiming/contenders.js';
@@ -42,6 +44,10 @@ export async function claiming(ctx: BenchContext): Promise<void> {
   await tryMake('graphile-worker', () => graphileContender(ctx.url, ctx.admin, graphileSchema));
 
   const rates = new Map<string, number[]>();
+  // CPU per batch of 10 (µs): this process (every contender's client runs here) and every
+  // PostgreSQL process on this machine. On 2 cores the drains are CPU-bound, so these say
+  // where a contender's rate comes from.
+  const cpus = new Map<string, { bench: number[]; server: number[] }>();
   try {
     for (let pass = 0; pass < p.claimPasses; pass += 1) {
       for (let i = 0; i < contenders.length; i += 1) {
@@ -49,11 +55,21 @@ export async function claiming(ctx: BenchContext): Promise<void> {
         if (failed.has(c.id)) continue;
         try {
           await c.load(n);
+          const cpuBefore = { bench: process.cpuUsage(), server: await postgresCpuSeconds() };
           const ms = await c.drain(n);
+          const benchCpu = process.cpuUsage(cpuBefore.bench);
+          const serverAfter = await postgresCpuSeconds();
           await c.verify(n);
           const list = rates.get(c.id) ?? [];
           list.push((n * 1000) / ms);
           rates.set(c.id, list);
+          const batches = n / BATCH;
+          const cpu = cpus.get(c.id) ?? { bench: [], server: [] };
+          cpu.bench.push((benchCpu.user + benchCpu.system) / batches);
+          if (cpuBefore.server !== null && serverAfter !== null) {
+            cpu.server.push(((serverAfter - cpuBefore.server) * 1e6) / batches);
+          }
+          cpus.set(c.id, cpu);
           ctx.log(`  pass ${pass + 1}: ${c.id} ${Math.round((n * 1000) / ms)} jobs/s`);
         } catch (error) {
           failed.set(c.id, errorMessage(error));
@@ -87,7 +103,9 @@ export async function claiming(ctx: BenchContext): Promise<void> {
       subject: c.label,
       status: 'ok',
       opsPerSec: median(list),
-      note: `jobs/s (median of ${list.length} drains: ${range}); every drain exactly once`,
+      note:
+        `jobs/s (median of ${list.length} drains: ${range}); every drain exactly once` +
+        cpuNote(cpus.get(c.id)),
     });
   }
   for (const [id, error] of failed) {
@@ -132,6 +150,14 @@ export async function claiming(ctx: BenchContext): Promise<void> {
   } catch (error) {
     ctx.log(`  batch cost failed: ${errorMessage(error)}`);
   }
+}
+
+function cpuNote(cpu: { bench: number[]; server: number[] } | undefined): string {
+  if (!cpu || cpu.bench.length === 0) return '';
+  const server = cpu.server.length
+    ? `, PostgreSQL (local) ${Math.round(median(cpu.server))} µs`
+    : ', PostgreSQL not measured (no /proc)';
+  return `; CPU per batch: bench process ${Math.round(median(cpu.bench))} µs${server}`;
 }
 
 function reportCost(ctx: BenchContext, cost: BatchCost): void {

@@ -6,11 +6,11 @@
 //  - the database CPU time of one process holding 20,000 auto-renewed leases at TTL 30 s, read
 //    from /proc/<backend pid>/stat (utime + stime of every backend of its pool) over the watch
 //    window, as a share of one core. Target: under 5 %. Needs the server on this machine.
-import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createPgFence, type Lease } from '../../src/index.js';
 import type { BenchContext } from '../lib/context.js';
+import { cpuSeconds } from '../lib/cpu.js';
 
 const SCENARIO = '5. scale';
 const SIZES = [1_000, 10_000, 20_000];
@@ -19,21 +19,6 @@ const HELD_TTL_MS = 30_000;
 const APP = 'pgfence-bench-cpu';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/** CPU seconds used so far by these server processes (Linux, same machine). */
-async function cpuSeconds(pids: number[]): Promise<number | null> {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-    } catch {
-      return null;
-    }
-  }
-  return ticks / 100; // USER_HZ is 100 on Linux
-}
 
 async function statementTimes(ctx: BenchContext, pool: pg.Pool, schema: string): Promise<void> {
   const s = `"${schema}"`;

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
+import { loadKysely } from '../util/optional-kysely.js';
 
 /** A query as SQL text with `$1…$n` placeholders and the values they stand for. @internal */
 export interface CompiledFrom {
@@ -53,7 +54,7 @@ function isCompiled(value: object): value is CompiledFrom {
 async function compileRaw(raw: RawBuilderLike): Promise<unknown> {
   let kysely: typeof import('kysely');
   try {
-    kysely = await import('kysely');
+    kysely = await loadKysely();
   } catch (error) {
     throw new InvalidArgumentError(
       'a Kysely sql fragment was passed as "from" but the kysely package cannot be loaded',

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, NotInTransactionError } from '../errors.js';
 import { sqlState } from './errors.js';
+import { loadKysely } from '../util/optional-kysely.js';
 
 /** Runs one statement in the caller's transaction and returns its rows. @internal */
 export type TransactionRunner = (
@@ -28,8 +29,8 @@ export function transactionRunner(trx: unknown, what: string): TransactionRunner
     if (typeof (trx as KyselyLike).executeQuery === 'function') {
       const kysely = trx as KyselyLike;
       return async (text, values) => {
-        // Imported only here, so Kysely stays an optional peer dependency.
-        const { CompiledQuery } = await import('kysely');
+        // Loaded only here, so Kysely stays an optional peer dependency.
+        const { CompiledQuery } = await loadKysely();
         return (await kysely.executeQuery(CompiledQuery.raw(text, values))).rows;
       };
     }

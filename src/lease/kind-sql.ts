@@ -112,6 +112,11 @@ export function releaseHoldersSql(schema: string): string {
           FROM ${qualified(schema, 'release_lease_holders')}($1::text[], $2::bigint[])`;
 }
 
+/** Parameters of releaseHoldersSql: each term is (key, token); a holder's token is its own. */
+export function releaseHoldersParams(terms: readonly { key: string; token: bigint }[]): unknown[] {
+  return [terms.map((t) => t.key), terms.map((t) => t.token.toString())];
+}
+
 export function leaveQueueSql(schema: string): string {
   return `SELECT ${qualified(schema, 'leave_lease_queue')}($1::int8)`;
 }

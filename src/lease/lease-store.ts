@@ -21,6 +21,7 @@ import {
   type KindBatchRow,
   leaveQueueSql,
   parseKindRow,
+  releaseHoldersParams,
   releaseHoldersSql,
   renewHoldersSql,
 } from './kind-sql.js';
@@ -153,13 +154,9 @@ export class LeaseStore {
       holders.length === 0
         ? 0
         : this.#db
-            .query(
-              releaseHoldersSql(this.#db.schema),
-              releaseParams(this.#owner, holders, false).slice(0, 2),
-              {
-                timeoutMs,
-              },
-            )
+            .query(releaseHoldersSql(this.#db.schema), releaseHoldersParams(holders), {
+              timeoutMs,
+            })
             .then((r) => r.rowCount ?? 0),
     ]);
     return a + b;
@@ -260,32 +257,10 @@ export class LeaseStore {
       }
     }
     const results = new Map<AcquireRequest, PromiseSettledResult<AcquireOutcome>>();
-    try {
-      const outcomes = await this.#acquireDistinct(first);
-      first.forEach((r, i) => results.set(r, { status: 'fulfilled', value: outcomes[i]! }));
-    } catch (error) {
-      if (first.length > 1 && !isTransient(error)) {
-        // Something in one request broke the statement: answer each on its own, so that one
-        // caller's failure is not everybody's.
-        const single = await Promise.allSettled(first.map((r) => this.#acquireDistinct([r])));
-        first.forEach((r, i) => {
-          const s = single[i]!;
-          results.set(
-            r,
-            s.status === 'fulfilled' ? { status: 'fulfilled', value: s.value[0]! } : s,
-          );
-        });
-      } else {
-        for (const r of first) results.set(r, { status: 'rejected', reason: error });
-      }
-    }
-    for (const r of rest) {
-      try {
-        results.set(r, { status: 'fulfilled', value: (await this.#acquireDistinct([r]))[0]! });
-      } catch (error) {
-        results.set(r, { status: 'rejected', reason: error });
-      }
-    }
+    const acquire = (requests: AcquireRequest[]) => this.#acquireDistinct(requests);
+    const settled = await settleBatch(first, acquire);
+    first.forEach((r, i) => results.set(r, settled[i]!));
+    for (const r of rest) results.set(r, (await settleBatch([r], acquire))[0]!);
     return batch.map((r) => results.get(r)!);
   }
 
@@ -305,25 +280,8 @@ export class LeaseStore {
     });
   }
 
-  async #acquireKindBatch(batch: KindAttempt[]): Promise<PromiseSettledResult<AcquireOutcome>[]> {
-    try {
-      return (await this.#acquireKinds(batch)).map((value) => ({ status: 'fulfilled', value }));
-    } catch (error) {
-      if (batch.length === 1 || isTransient(error)) {
-        return batch.map(() => ({ status: 'rejected', reason: error }));
-      }
-      // Something in one attempt broke the statement: answer each on its own, in order, so
-      // that one caller's failure is not everybody's.
-      const single: PromiseSettledResult<AcquireOutcome>[] = [];
-      for (const attempt of batch) {
-        try {
-          single.push({ status: 'fulfilled', value: (await this.#acquireKinds([attempt]))[0]! });
-        } catch (reason) {
-          single.push({ status: 'rejected', reason });
-        }
-      }
-      return single;
-    }
+  #acquireKindBatch(batch: KindAttempt[]): Promise<PromiseSettledResult<AcquireOutcome>[]> {
+    return settleBatch(batch, (attempts) => this.#acquireKinds(attempts));
   }
 
   async #acquireKinds(batch: KindAttempt[]): Promise<AcquireOutcome[]> {
@@ -344,10 +302,10 @@ export class LeaseStore {
   async #releaseHolderBatch(
     batch: { key: string; token: bigint }[],
   ): Promise<PromiseSettledResult<boolean>[]> {
-    const result = await this.#db.query<ReleaseRow>(releaseHoldersSql(this.#db.schema), [
-      batch.map((t) => t.key),
-      batch.map((t) => t.token.toString()),
-    ]);
+    const result = await this.#db.query<ReleaseRow>(
+      releaseHoldersSql(this.#db.schema),
+      releaseHoldersParams(batch),
+    );
     const released = new Set(result.rows.map((row) => termId(row.key, row.token)));
     return batch.map((t) => ({ status: 'fulfilled', value: released.has(termId(t.key, t.token)) }));
   }
@@ -367,5 +325,33 @@ export class LeaseStore {
       status: 'fulfilled',
       value: answers.get(termId(t.key, t.token)) ?? false,
     }));
+  }
+}
+
+/**
+ * Answers a batch with one statement. If it fails for a reason that is not transient (one
+ * item's bad input broke it), each item is answered on its own, one after another in the
+ * batch's order (a queue's order of arrival is kept), so that one caller's failure is not
+ * everybody's. A transient failure (the connection, a timeout) is every item's.
+ */
+async function settleBatch<T, R>(
+  items: T[],
+  run: (items: T[]) => Promise<R[]>,
+): Promise<PromiseSettledResult<R>[]> {
+  try {
+    return (await run(items)).map((value) => ({ status: 'fulfilled', value }));
+  } catch (error) {
+    if (items.length === 1 || isTransient(error)) {
+      return items.map(() => ({ status: 'rejected', reason: error }));
+    }
+    const single: PromiseSettledResult<R>[] = [];
+    for (const item of items) {
+      try {
+        single.push({ status: 'fulfilled', value: (await run([item]))[0]! });
+      } catch (reason) {
+        single.push({ status: 'rejected', reason });
+      }
+    }
+    return single;
   }
 }
