@@ -24,18 +24,15 @@ export async function cpuSeconds(pids: number[]): Promise<number | null> {
   return total;
 }
 
-/**
- * CPU seconds used so far by every PostgreSQL process on this machine (backends, WAL writer,
- * checkpointer…; those that end in between are not counted); null without /proc.
- */
-export async function postgresCpuSeconds(): Promise<number | null> {
+/** utime + stime of every PostgreSQL process on this machine, by pid; null without /proc. */
+async function postgresProcesses(): Promise<Map<string, number> | null> {
   let entries: string[];
   try {
     entries = await readdir('/proc');
   } catch {
     return null;
   }
-  let total = 0;
+  const cpu = new Map<string, number>();
   for (const entry of entries) {
     if (!/^\d+$/u.test(entry)) continue;
     try {
@@ -44,7 +41,56 @@ export async function postgresCpuSeconds(): Promise<number | null> {
     } catch {
       continue;
     }
-    total += (await processCpu(entry)) ?? 0;
+    const seconds = await processCpu(entry);
+    if (seconds !== null) cpu.set(entry, seconds);
   }
-  return total;
+  return cpu;
+}
+
+/**
+ * The CPU every PostgreSQL process on this machine uses between start() and stop()
+ * (backends, WAL writer, checkpointer…). Sampled every `everyMs`, so a backend that connects
+ * and disconnects in between (a pool that closes its connections) is counted up to its last
+ * sample, and one that was there at the start from what it had used by then.
+ */
+export class PostgresCpu {
+  readonly #everyMs: number;
+  #first = new Map<string, number>();
+  #last = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #sampling: Promise<void> = Promise.resolve();
+  #available = true;
+
+  constructor(everyMs = 100) {
+    this.#everyMs = everyMs;
+  }
+
+  async start(): Promise<void> {
+    const now = await postgresProcesses();
+    if (now === null) {
+      this.#available = false;
+      return;
+    }
+    this.#first = new Map(now);
+    this.#last = new Map(now);
+    this.#timer = setInterval(() => {
+      this.#sampling = this.#sampling.then(() => this.#sample());
+    }, this.#everyMs);
+  }
+
+  /** Seconds of CPU used since start(); null without /proc. */
+  async stop(): Promise<number | null> {
+    clearInterval(this.#timer);
+    await this.#sampling;
+    if (!this.#available) return null;
+    await this.#sample();
+    let total = 0;
+    for (const [pid, last] of this.#last) total += last - (this.#first.get(pid) ?? 0);
+    return total;
+  }
+
+  async #sample(): Promise<void> {
+    const now = await postgresProcesses();
+    for (const [pid, seconds] of now ?? []) this.#last.set(pid, seconds);
+  }
 }

@@ -5,7 +5,7 @@
 // drain is checked job by job for exactly once; each job table is analyzed after loading;
 // passes rotate the order. Then: pickup latency of a waiting claimer, and where one batch's
 // time goes (WAL, commits, row locks, statements) for pgfence and the plain loop.
-import { postgresCpuSeconds } from '../lib/cpu.js';
+import { PostgresCpu } from '../lib/cpu.js';
 import type { BenchContext } from '../lib/context.js';
 import { batchCosts, type BatchCost } from '../claiming/cost.js';
 import {
@@ -55,10 +55,12 @@ export async function claiming(ctx: BenchContext): Promise<void> {
         if (failed.has(c.id)) continue;
         try {
           await c.load(n);
-          const cpuBefore = { bench: process.cpuUsage(), server: await postgresCpuSeconds() };
+          const serverCpu = new PostgresCpu();
+          await serverCpu.start();
+          const benchBefore = process.cpuUsage();
           const ms = await c.drain(n);
-          const benchCpu = process.cpuUsage(cpuBefore.bench);
-          const serverAfter = await postgresCpuSeconds();
+          const benchCpu = process.cpuUsage(benchBefore);
+          const serverSeconds = await serverCpu.stop();
           await c.verify(n);
           const list = rates.get(c.id) ?? [];
           list.push((n * 1000) / ms);
@@ -66,9 +68,7 @@ export async function claiming(ctx: BenchContext): Promise<void> {
           const batches = n / BATCH;
           const cpu = cpus.get(c.id) ?? { bench: [], server: [] };
           cpu.bench.push((benchCpu.user + benchCpu.system) / batches);
-          if (cpuBefore.server !== null && serverAfter !== null) {
-            cpu.server.push(((serverAfter - cpuBefore.server) * 1e6) / batches);
-          }
+          if (serverSeconds !== null) cpu.server.push((serverSeconds * 1e6) / batches);
           cpus.set(c.id, cpu);
           ctx.log(`  pass ${pass + 1}: ${c.id} ${Math.round((n * 1000) / ms)} jobs/s`);
         } catch (error) {
