@@ -116,7 +116,11 @@ DECLARE
   v_last_permits integer;
   v_taken integer; -- the semaphore's live holders plus its live waiters, once counted
   v_fast boolean;
+  v_fast_admit record;
   v_group_expires timestamptz[] := '{}';
+  v_group_tokens bigint[] := '{}';
+  v_group_modes text[] := '{}';
+  v_group_metadata jsonb[] := '{}';
   i integer;
 BEGIN
   IF p_keys IS NULL OR p_owner IS NULL OR p_ttl_ms IS NULL OR p_modes IS NULL
@@ -144,6 +148,10 @@ BEGIN
     PERFORM pg_advisory_xact_lock(-241587346, v_lock);
   END LOOP;
   v_now := clock_timestamp();
+  -- What lease_admits would answer on the fast path (below): not blocked, a live group.
+  SELECT false AS blocked, NULL::timestamptz AS retry_at, NULL::text AS conflict,
+         NULL::integer AS held_permits, true AS group_live
+  INTO v_fast_admit;
   FOR i IN 1 .. n LOOP
     v_key := p_keys[i];
     v_mode := p_modes[i];
@@ -167,8 +175,14 @@ BEGIN
               AND v_permits IS NOT DISTINCT FROM v_last_permits;
     IF v_fast AND v_permits IS NOT NULL THEN
       IF v_taken IS NULL THEN
-        SELECT (SELECT count(*)::integer FROM "pgfence".lease_holders h
-                WHERE h.key = v_key AND h.expires_at > v_now)
+        -- The group row's count (an upper bound of its live holders) plus this statement's
+        -- grants not yet added to it; the holders are read only for a group counted before
+        -- counts were kept.
+        SELECT coalesce(
+                 (SELECT l.holders FROM "pgfence".leases l WHERE l.key = v_key AND l.token = 0)
+                 + (SELECT count(*)::integer FROM unnest(v_group_keys) AS g(k) WHERE g.k = v_key),
+                 (SELECT count(*)::integer FROM "pgfence".lease_holders h
+                  WHERE h.key = v_key AND h.expires_at > v_now))
              + (SELECT count(*)::integer FROM "pgfence".lease_waiters w
                 WHERE w.key = v_key AND w.expires_at > v_now)
         INTO v_taken;
@@ -176,11 +190,20 @@ BEGIN
       v_fast := v_taken < v_permits;
     END IF;
     IF v_fast THEN
-      SELECT false AS blocked, NULL::timestamptz AS retry_at, NULL::text AS conflict,
-             NULL::integer AS held_permits, true AS group_live
-      INTO v_admit;
+      v_admit := v_fast_admit;
     ELSE
       v_last_key := NULL;
+      IF v_key = ANY (v_group_keys) THEN
+        -- lease_admits reads the key's holders and its group row's count: this statement's
+        -- grants to it go in first.
+        PERFORM "pgfence".add_group_holders(v_group_keys, v_group_tokens, p_owner,
+          v_group_modes, v_now, v_group_expires, v_group_metadata);
+        v_group_keys := '{}';
+        v_group_tokens := '{}';
+        v_group_modes := '{}';
+        v_group_expires := '{}';
+        v_group_metadata := '{}';
+      END IF;
       SELECT * INTO v_admit FROM "pgfence".lease_admits(v_key, v_mode, v_permits, v_waiter, v_now);
     END IF;
     IF NOT v_admit.blocked THEN
@@ -203,14 +226,16 @@ BEGIN
       -- Drawn under the key's serialisation lock (guarantee 2).
       v_token := "pgfence".next_token();
       IF v_admit.group_live THEN
-        -- Another holder of a live group: lease_grant's work, but the group row's expiry is
-        -- raised once per key, below, not once per holder (it is already live, and the rows
-        -- are locked: nobody sees it before this transaction commits).
+        -- Another holder of a live group: lease_grant's work, but the holder rows go in and the
+        -- group row's expiry and count are raised once, at the end (add_group_holders), not
+        -- once per holder: the group is live, and the rows are locked, so nobody sees the
+        -- difference before this transaction commits.
         expires_at := v_now + p_ttl_ms[i] * interval '1 millisecond';
-        INSERT INTO "pgfence".lease_holders (key, token, owner, mode, acquired_at, expires_at, metadata)
-        VALUES (v_key, v_token, p_owner, v_mode, v_now, expires_at, p_metadata[i]);
-        v_group_keys := v_group_keys || v_key;
-        v_group_expires := v_group_expires || expires_at;
+        v_group_keys := array_append(v_group_keys, v_key);
+        v_group_tokens := array_append(v_group_tokens, v_token);
+        v_group_modes := array_append(v_group_modes, v_mode);
+        v_group_expires := array_append(v_group_expires, expires_at);
+        v_group_metadata := array_append(v_group_metadata, p_metadata[i]);
       ELSE
         expires_at := "pgfence".lease_grant(v_key, p_owner, v_token, p_ttl_ms[i], p_metadata[i],
                                                   v_mode, v_permits, false, v_now);
@@ -249,10 +274,10 @@ BEGIN
     END IF;
     RETURN NEXT;
   END LOOP;
-  UPDATE "pgfence".leases AS l SET expires_at = greatest(l.expires_at, g.latest)
-  FROM (SELECT u.k, max(u.e) AS latest FROM unnest(v_group_keys, v_group_expires) AS u(k, e)
-        GROUP BY u.k) AS g
-  WHERE l.key = g.k AND l.token = 0;
+  IF cardinality(v_group_keys) > 0 THEN
+    PERFORM "pgfence".add_group_holders(v_group_keys, v_group_tokens, p_owner,
+      v_group_modes, v_now, v_group_expires, v_group_metadata);
+  END IF;
 END
 $$;
 
@@ -462,6 +487,25 @@ CREATE FUNCTION pgfence.acquire_leases(p_keys text[], p_owner text, p_ttl_ms dou
       FROM wanted w LEFT JOIN taken t ON t.key = w.k;
     END
     $$;
+
+--
+-- Name: add_group_holders(text[], bigint[], text, text[], timestamp with time zone, timestamp with time zone[], jsonb[]); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.add_group_holders(p_keys text[], p_tokens bigint[], p_owner text, p_modes text[], p_now timestamp with time zone, p_expires timestamp with time zone[], p_metadata jsonb[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO "pgfence".lease_holders (key, token, owner, mode, acquired_at, expires_at, metadata)
+  SELECT u.k, u.t, p_owner, u.m, p_now, u.e, u.md
+  FROM unnest(p_keys, p_tokens, p_modes, p_expires, p_metadata) AS u(k, t, m, e, md);
+  UPDATE "pgfence".leases AS l
+  SET expires_at = greatest(l.expires_at, g.latest), holders = l.holders + g.n
+  FROM (SELECT u.k, max(u.e) AS latest, count(*)::integer AS n
+        FROM unnest(p_keys, p_expires) AS u(k, e) GROUP BY u.k) AS g
+  WHERE l.key = g.k AND l.token = 0;
+END
+$$;
 
 --
 -- Name: advisory_grant_delay(double precision); Type: FUNCTION; Schema: pgfence; Owner: -
@@ -701,10 +745,11 @@ DECLARE
   v_kind text;
   v_count integer;
   v_ahead integer;
+  v_holders integer;
 BEGIN
   blocked := false;
   group_live := false;
-  SELECT l.token, l.expires_at, l.metadata INTO v_token, v_expires, v_meta
+  SELECT l.token, l.expires_at, l.metadata, l.holders INTO v_token, v_expires, v_meta, v_holders
   FROM "pgfence".leases l WHERE l.key = p_key;
   v_found := FOUND;
   IF v_found AND v_expires > p_now THEN
@@ -724,13 +769,17 @@ BEGIN
       RETURN;
     END IF;
     IF p_permits IS NOT NULL THEN
-      SELECT count(*)::integer, min(h.expires_at) INTO v_count, retry_at
-      FROM "pgfence".lease_holders h WHERE h.key = p_key AND h.expires_at > p_now;
       SELECT count(*)::integer INTO v_ahead FROM "pgfence".lease_waiters w
       WHERE w.key = p_key AND w.expires_at > p_now AND (p_waiter IS NULL OR w.id < p_waiter);
-      blocked := v_count + v_ahead >= p_permits;
-      -- A permit free but promised to a waiter ahead: woken when that one is served.
-      IF v_count < p_permits THEN retry_at := NULL; END IF;
+      -- The group row's count bounds its live holders from above (see the header): below the
+      -- permits, there is room without reading the holders.
+      IF v_holders IS NULL OR v_holders + v_ahead >= p_permits THEN
+        SELECT count(*)::integer, min(h.expires_at) INTO v_count, retry_at
+        FROM "pgfence".lease_holders h WHERE h.key = p_key AND h.expires_at > p_now;
+        blocked := v_count + v_ahead >= p_permits;
+        -- A permit free but promised to a waiter ahead: woken when that one is served.
+        IF v_count < p_permits THEN retry_at := NULL; END IF;
+      END IF;
     ELSE
       -- Shared on shared: only an exclusive waiter that came first is in the way.
       blocked := EXISTS (
@@ -777,28 +826,39 @@ CREATE FUNCTION pgfence.lease_grant(p_key text, p_owner text, p_token bigint, p_
     AS $$
 DECLARE
   v_expires timestamptz := p_now + p_ttl_ms * interval '1 millisecond';
+  v_old_token bigint;
+  v_old_holders integer;
 BEGIN
   IF p_mode = 'exclusive' AND p_permits IS NULL THEN
     INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
     VALUES (p_key, p_owner, p_token, p_now, v_expires, p_metadata)
     ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE
       SET owner = EXCLUDED.owner, token = EXCLUDED.token, acquired_at = EXCLUDED.acquired_at,
-          expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata;
+          expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata, holders = NULL;
     RETURN v_expires;
   END IF;
   IF p_group_live THEN
-    UPDATE "pgfence".leases AS l SET expires_at = greatest(l.expires_at, v_expires)
+    UPDATE "pgfence".leases AS l
+    SET expires_at = greatest(l.expires_at, v_expires), holders = l.holders + 1
     WHERE l.key = p_key AND l.token = 0;
   ELSE
-    -- A new group: whatever holder rows the key still has are expired.
-    DELETE FROM "pgfence".lease_holders h WHERE h.key = p_key;
-    INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata)
+    -- A new group. Holder rows the key still has are expired (a group dies only after its
+    -- holders). Those of an expired group row that still counts some go now; with no row, or
+    -- a row counting none, there are none to look for (stragglers of a group that a plain lease
+    -- took over, or the reaper took in part, are expired and go with the reaper).
+    SELECT l.token, l.holders INTO v_old_token, v_old_holders
+    FROM "pgfence".leases l WHERE l.key = p_key;
+    IF FOUND AND v_old_token = 0 AND v_old_holders IS DISTINCT FROM 0 THEN
+      DELETE FROM "pgfence".lease_holders h WHERE h.key = p_key AND h.expires_at <= p_now;
+    END IF;
+    INSERT INTO "pgfence".leases AS l (key, owner, token, acquired_at, expires_at, metadata, holders)
     VALUES (p_key, '', 0, p_now, v_expires,
             CASE WHEN p_permits IS NULL THEN jsonb_build_object('kind', 'shared')
-                 ELSE jsonb_build_object('kind', 'semaphore', 'permits', p_permits) END)
+                 ELSE jsonb_build_object('kind', 'semaphore', 'permits', p_permits) END,
+            1)
     ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE
       SET owner = EXCLUDED.owner, token = 0, acquired_at = EXCLUDED.acquired_at,
-          expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata;
+          expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata, holders = 1;
   END IF;
   INSERT INTO "pgfence".lease_holders (key, token, owner, mode, acquired_at, expires_at, metadata)
   VALUES (p_key, p_token, p_owner, p_mode, p_now, v_expires, p_metadata);
@@ -878,6 +938,9 @@ DECLARE
   v_latest timestamptz;
   v_keys text[];
   v_tokens bigint[];
+  v_live text[];
+  v_gone integer;
+  v_holders integer;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   FOR v_lock IN SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1 LOOP
@@ -888,17 +951,35 @@ BEGIN
     DELETE FROM "pgfence".lease_holders h
     USING unnest(p_keys, p_tokens) AS u(k, t)
     WHERE h.key = u.k AND h.token = u.t
-    RETURNING h.key AS k, h.token AS t
+    RETURNING h.key AS k, h.token AS t, h.expires_at > v_now AS live
   )
-  SELECT array_agg(g.k), array_agg(g.t) INTO v_keys, v_tokens FROM gone g;
+  SELECT array_agg(g.k), array_agg(g.t), array_agg(g.k) FILTER (WHERE g.live)
+  INTO v_keys, v_tokens, v_live FROM gone g;
   FOR v_key IN SELECT DISTINCT u.k FROM unnest(v_keys) AS u(k) LOOP
-    SELECT max(h.expires_at) INTO v_latest FROM "pgfence".lease_holders h
-    WHERE h.key = v_key AND h.expires_at > v_now;
-    IF v_latest IS NULL THEN
+    SELECT count(*)::integer INTO v_gone FROM unnest(v_live) AS u(k) WHERE u.k = v_key;
+    SELECT l.holders INTO v_holders FROM "pgfence".leases l
+    WHERE l.key = v_key AND l.token = 0;
+    IF v_holders IS NOT NULL AND v_holders - v_gone <= 0 THEN
+      -- The count bounds the live holders from above: none is left.
       DELETE FROM "pgfence".leases l WHERE l.key = v_key AND l.token = 0;
+    ELSIF v_holders IS NOT NULL THEN
+      -- Some may be left. The group's expiry stays where it is, at or above every remaining
+      -- holder's (finding the latest of them would read every holder row the key ever had
+      -- until VACUUM: one hot key leaves thousands of dead index entries a second). If the
+      -- remaining holders crash, the key frees up at the latest expiry its group had, at most
+      -- one TTL later than the latest of theirs.
+      UPDATE "pgfence".leases AS l SET holders = v_holders - v_gone
+      WHERE l.key = v_key AND l.token = 0;
     ELSE
-      UPDATE "pgfence".leases AS l SET expires_at = v_latest
-      WHERE l.key = v_key AND l.token = 0 AND l.expires_at > v_now;
+      -- A group from before counts were kept: as before, from its holder rows.
+      SELECT max(h.expires_at), count(*)::integer INTO v_latest, v_holders
+      FROM "pgfence".lease_holders h WHERE h.key = v_key AND h.expires_at > v_now;
+      IF v_latest IS NULL THEN
+        DELETE FROM "pgfence".leases l WHERE l.key = v_key AND l.token = 0;
+      ELSE
+        UPDATE "pgfence".leases AS l SET expires_at = v_latest, holders = v_holders
+        WHERE l.key = v_key AND l.token = 0 AND l.expires_at > v_now;
+      END IF;
     END IF;
     PERFORM pg_notify('pgfence.released', v_key);
   END LOOP;
@@ -1366,6 +1447,7 @@ CREATE TABLE pgfence.leases (
     acquired_at timestamp with time zone NOT NULL,
     expires_at timestamp with time zone NOT NULL,
     metadata jsonb,
+    holders integer,
     CONSTRAINT leases_key_check CHECK (((char_length(key) >= 1) AND (char_length(key) <= 256)))
 );
 
