@@ -14,6 +14,7 @@ import {
   sessionChanged,
 } from './session-identity.js';
 import type { SessionLock } from './session-lock.js';
+import { tryThroughTurnstile, turnstileArgs } from './turnstile.js';
 
 /**
  * Most round trips on a session are this one statement: the queued try-locks and unlocks in
@@ -25,6 +26,8 @@ import type { SessionLock } from './session-lock.js';
  * A "join" is a shared try-lock on a session that already holds the key shared for another
  * caller of this process: PostgreSQL would grant it at once (locks are re-entrant per session),
  * past an exclusive waiter of another process, so it is granted only while nobody waits.
+ * Shared try-locks pass the key's turnstile first (see turnstile.ts): refused while a waiting
+ * exclusive `lockAll` holds it.
  */
 function batchSql(withJoins: boolean): string {
   const join = withJoins
@@ -34,14 +37,17 @@ function batchSql(withJoins: boolean): string {
                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                       AND l.classid = ((r.id >> 32) & 4294967295)::oid
                       AND l.objid = (r.id & 4294967295)::oid)
-                 THEN false ELSE pg_try_advisory_lock_shared(r.id) END`
+                 THEN false ELSE ${tryThroughTurnstile('r.id', 'pg_try_advisory_lock_shared(r.id)')} END`
     : 'NULL';
   return `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
   ARRAY(SELECT CASE r.op
             WHEN 1 THEN pg_try_advisory_lock(r.id)
             WHEN 2 THEN pg_advisory_unlock(r.id)
-            WHEN 3 THEN pg_try_advisory_lock_shared(r.id)
+            WHEN 3 THEN ${tryThroughTurnstile('r.id', 'pg_try_advisory_lock_shared(r.id)')}
             WHEN 4 THEN pg_advisory_unlock_shared(r.id)
+            WHEN 6 THEN pg_try_advisory_lock(${turnstileArgs('r.id')})
+            WHEN 7 THEN pg_advisory_unlock(${turnstileArgs('r.id')})
+            WHEN 8 THEN pg_advisory_unlock_shared(${turnstileArgs('r.id')})
             ELSE ${join}
           END
           FROM unnest($1::int8[], $2::int2[]) WITH ORDINALITY AS r(id, op, n)
@@ -58,13 +64,25 @@ const BATCH_SQL = batchSql(false);
 const BATCH_WITH_JOINS_SQL = batchSql(true);
 
 /** What a batched op does; the numbers are BATCH_SQL's. @internal */
-export type BatchOp = 'lock' | 'unlock' | 'lock-shared' | 'unlock-shared' | 'join-shared';
+export type BatchOp =
+  | 'lock'
+  | 'unlock'
+  | 'lock-shared'
+  | 'unlock-shared'
+  | 'join-shared'
+  /** The key's turnstile (see turnstile.ts), tried exclusively; the id is the key's. */
+  | 'lock-turnstile'
+  | 'unlock-turnstile'
+  | 'unlock-turnstile-shared';
 const OP_CODES: Record<BatchOp, number> = {
   lock: 1,
   unlock: 2,
   'lock-shared': 3,
   'unlock-shared': 4,
   'join-shared': 5,
+  'lock-turnstile': 6,
+  'unlock-turnstile': 7,
+  'unlock-turnstile-shared': 8,
 };
 
 /**
@@ -84,9 +102,10 @@ export interface SoloStatement<T> {
   /**
    * For a blocking wait: run first once it ends with lock_timeout (55P03), a cancel (57014) or
    * a deadlock (40P01). The session lives on (those end the statement, not the connection), but
-   * a grant can race the refusal and stay on the session, so it is given back.
+   * a grant can race the refusal and stay on the session, so it is given back (the key, and a
+   * turnstile the wait may have been granted on its way).
    */
-  undo?: { op: BatchOp; id: bigint };
+  undo?: readonly { op: BatchOp; id: bigint }[];
 }
 
 /** SQLSTATEs that end a blocking wait but leave its session sound. */
@@ -266,7 +285,6 @@ export class AdvisorySession {
   async #send(batch: Op[]): Promise<void> {
     this.#inFlight = true;
     const solo = batch[0]!.solo;
-    const ops = batch.filter((op) => op.op !== null);
     try {
       if (solo) {
         this.#blocking = solo.blocking === true;
@@ -285,21 +303,25 @@ export class AdvisorySession {
         batch[0]!.resolve(solo.read(row));
         return;
       }
+      // One pass over the batch (this runs for every lock and unlock); probes carry no op.
+      const ids: string[] = [];
+      const codes: number[] = [];
+      let joins = false;
+      for (const op of batch) {
+        if (op.op === null) continue;
+        ids.push(op.id.toString());
+        codes.push(OP_CODES[op.op]);
+        if (op.op === 'join-shared') joins = true;
+      }
       const { rows } = await this.#client.query<{
         pid: number;
         mine: boolean | null;
         ok: boolean[];
       }>({
         // Prepared once per connection: planning this statement costs more than running it.
-        ...(ops.some((op) => op.op === 'join-shared')
-          ? { name: 'pgfence_advisory_batch_joins', text: BATCH_WITH_JOINS_SQL }
-          : { name: 'pgfence_advisory_batch', text: BATCH_SQL }),
-        values: [
-          ops.map((op) => op.id.toString()),
-          ops.map((op) => OP_CODES[op.op!]),
-          this.pid,
-          this.marker,
-        ],
+        name: joins ? 'pgfence_advisory_batch_joins' : 'pgfence_advisory_batch',
+        text: joins ? BATCH_WITH_JOINS_SQL : BATCH_SQL,
+        values: [ids, codes, this.pid, this.marker],
       });
       const { pid, mine, ok } = rows[0]!;
       if (mine !== true) {
@@ -311,7 +333,9 @@ export class AdvisorySession {
     } catch (failure) {
       const undo = solo?.undo;
       if (undo && REFUSED_WAIT.has(sqlState(failure) ?? '')) {
-        this.#queue.unshift({ op: undo.op, id: undo.id, resolve: () => {}, reject: () => {} });
+        this.#queue.unshift(
+          ...undo.map(({ op, id }) => ({ op, id, resolve: () => {}, reject: () => {} })),
+        );
         batch[0]!.reject(failure);
         return;
       }

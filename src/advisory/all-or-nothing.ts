@@ -1,6 +1,7 @@
 import type { LockMode } from '../options.js';
 import type { SoloStatement } from './advisory-session.js';
 import { GUARD } from './session-identity.js';
+import { tryThroughTurnstile } from './turnstile.js';
 
 /**
  * Several keys in one statement, all or nothing: try every key, and if any is busy give back
@@ -8,7 +9,8 @@ import { GUARD } from './session-identity.js';
  * of them or none, and a caller never holds part of its set while it waits — which is also why
  * two callers asking for overlapping sets in different orders cannot deadlock. `$3` asks first
  * that nobody wait in the server for any of the keys: a session that already holds one shared
- * would otherwise be granted it again at once, past a waiting exclusive caller.
+ * would otherwise be granted it again at once, past a waiting exclusive caller. Shared keys
+ * pass their turnstiles (see turnstile.ts).
  * CTEs with volatile functions are evaluated once each, in full. On another backend than the
  * session's (`GUARD`) `want` is empty, so nothing is taken or given back, and `mine` is false.
  */
@@ -25,7 +27,8 @@ function sql(mode: LockMode): string {
        WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
     ) AS busy),
-  got AS (SELECT id, ${lock}(id) AS ok FROM want WHERE NOT (SELECT busy FROM queued)),
+  got AS (SELECT id, ${mode === 'shared' ? tryThroughTurnstile('id', `${lock}(id)`) : `${lock}(id)`} AS ok
+          FROM want WHERE NOT (SELECT busy FROM queued)),
   undo AS (SELECT ${unlock}(id) FROM got WHERE ok AND EXISTS (SELECT 1 FROM got WHERE NOT ok))
 SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
        NOT (SELECT busy FROM queued) AND NOT EXISTS (SELECT 1 FROM got WHERE NOT ok) AS ok,

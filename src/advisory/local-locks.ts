@@ -28,10 +28,16 @@ interface State {
  * time; shared ones together. Admission is first come first served, so a shared caller that
  * arrives after a waiting exclusive one waits behind it (no writer starvation). Keyed by lock
  * id (not key text) so that two keys whose hashes collide queue too.
+ *
+ * A waiting exclusive `lockAll` is in no queue (it holds nothing while it waits), so it holds
+ * its keys back instead (`holdBack`): shared callers that come after it queue, and the set
+ * goes before them once the key's holders are gone, as if it had queued first.
  * @internal
  */
 export class LocalLocks {
   readonly #states = new Map<bigint, State>();
+  /** Per lock id, how many waiting exclusive sets hold it back from new shared callers. */
+  readonly #heldBack = new Map<bigint, number>();
 
   /** The slot if it can be had at once, with nobody waiting ahead; otherwise null. */
   tryEnter(id: bigint, mode: LockMode): LocalSlot | null {
@@ -50,11 +56,35 @@ export class LocalLocks {
     return ids.find((id) => !this.#admits(id, mode));
   }
 
+  /** Keeps new shared callers of `id` waiting until `letGo(id)` (a waiting exclusive set). */
+  holdBack(id: bigint): void {
+    this.#heldBack.set(id, (this.#heldBack.get(id) ?? 0) + 1);
+  }
+
+  /** Ends one `holdBack(id)`: the shared callers it kept waiting may go, if nothing else stops them. */
+  letGo(id: bigint): void {
+    const n = (this.#heldBack.get(id) ?? 0) - 1;
+    if (n > 0) {
+      this.#heldBack.set(id, n);
+      return;
+    }
+    this.#heldBack.delete(id);
+    const state = this.#states.get(id);
+    if (!state) return;
+    this.#pump(id, state);
+    for (const wake of state.watchers.splice(0)) wake();
+  }
+
   /** Waits for the slot; rejects when `cancel` fires (and leaves the queue). */
   async enter(id: bigint, mode: LockMode, cancel: Cancellation): Promise<LocalSlot> {
     const free = this.tryEnter(id, mode);
     if (free) return free;
-    const state = this.#states.get(id)!;
+    let state = this.#states.get(id);
+    if (!state) {
+      // Nobody holds it, but a waiting set holds it back: queue behind the set.
+      state = { mode, holders: 0, queue: [], watchers: [] };
+      this.#states.set(id, state);
+    }
     let granted = false;
     let entry!: Entry;
     const admitted = new Promise<void>((resolve) => {
@@ -81,22 +111,44 @@ export class LocalLocks {
     return this.#slot(id);
   }
 
-  /** Resolves at the next release of `id` in this process (at once if nobody holds it). */
+  /**
+   * Resolves at the next release of `id` in this process, or when a set lets it go (at once if
+   * nobody holds it and no set holds it back).
+   */
   released(id: bigint): Promise<void> {
-    const state = this.#states.get(id);
-    if (!state) return Promise.resolve();
-    return new Promise((resolve) => state.watchers.push(resolve));
+    let state = this.#states.get(id);
+    if (!state) {
+      if (!this.#heldBack.has(id)) return Promise.resolve();
+      // Nobody holds it, but a waiting set holds it back: woken when the set lets it go.
+      state = { mode: 'shared', holders: 0, queue: [], watchers: [] };
+      this.#states.set(id, state);
+    }
+    const watched = state;
+    return new Promise((resolve) => watched.watchers.push(resolve));
   }
 
   #admits(id: bigint, mode: LockMode): boolean {
     const state = this.#states.get(id);
-    return !state || (mode === 'shared' && state.mode === 'shared' && state.queue.length === 0);
+    if (mode === 'shared') {
+      if (this.#heldBack.has(id)) return false;
+      return !state || (state.mode === 'shared' && state.queue.length === 0);
+    }
+    // Exclusive: nobody in, and nobody waiting but shared callers a set holds back (who came
+    // after that set: an exclusive caller does not wait for them).
+    return (
+      !state ||
+      (state.holders === 0 &&
+        this.#heldBack.has(id) &&
+        state.queue.every((entry) => entry.mode === 'shared'))
+    );
   }
 
   #admit(id: bigint, mode: LockMode): LocalSlot {
     const state = this.#states.get(id);
-    if (state) state.holders += 1;
-    else this.#states.set(id, { mode, holders: 1, queue: [], watchers: [] });
+    if (state) {
+      if (state.holders === 0) state.mode = mode;
+      state.holders += 1;
+    } else this.#states.set(id, { mode, holders: 1, queue: [], watchers: [] });
     return this.#slot(id);
   }
 
@@ -123,6 +175,18 @@ export class LocalLocks {
   #pump(id: bigint, state: State): void {
     while (state.queue.length > 0) {
       const head = state.queue[0]!;
+      if (head.mode === 'shared' && this.#heldBack.has(id)) {
+        // Held back: an exclusive caller behind them goes first when the key is free, as the
+        // set that holds them back would (otherwise both would wait for each other).
+        const next = state.queue.findIndex((entry) => entry.mode === 'exclusive');
+        if (state.holders === 0 && next > 0) {
+          const [exclusive] = state.queue.splice(next, 1);
+          state.mode = 'exclusive';
+          state.holders = 1;
+          exclusive!.grant();
+        }
+        break;
+      }
       if (state.holders === 0) state.mode = head.mode;
       else if (!(state.mode === 'shared' && head.mode === 'shared')) break;
       state.queue.shift();

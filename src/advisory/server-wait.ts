@@ -2,8 +2,9 @@ import { performance } from 'node:perf_hooks';
 import { sqlState } from '../db/errors.js';
 import { DeadlockError } from '../errors.js';
 import type { LockMode } from '../options.js';
-import type { AdvisorySession, SoloStatement } from './advisory-session.js';
+import type { AdvisorySession, BatchOp, SoloStatement } from './advisory-session.js';
 import { GUARD } from './session-identity.js';
+import { waitThroughTurnstile } from './turnstile.js';
 import { settle } from '../util/settle.js';
 
 /**
@@ -13,13 +14,15 @@ import { settle } from '../util/settle.js';
  * poller, by contrast, loses nearly every race to the releaser re-taking at once).
  * `lock_timeout` bounds the wait in the server too; the CASE sets it before the lock is asked.
  * Both run only on the session's own backend (`GUARD`: elsewhere `ok` is null and nothing ran).
+ * A shared wait first waits for, and passes, the key's turnstile (see turnstile.ts).
  */
 const WAIT_SQL = {
   exclusive: `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
   (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN pg_advisory_lock($1::int8) IS NULL END
     WHERE ${GUARD}) AS ok`,
   shared: `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
-  (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN pg_advisory_lock_shared($1::int8) IS NULL END
+  (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
+    ${waitThroughTurnstile('$1::int8', '$2', 'pg_advisory_lock_shared($1::int8) IS NULL')} END
     WHERE ${GUARD}) AS ok`,
 };
 /**
@@ -33,7 +36,11 @@ const PASS_SQL = {
     WHERE ${GUARD}) AS ok`,
   shared: `SELECT pg_backend_pid() AS pid, ${GUARD} AS mine,
   (SELECT CASE WHEN set_config('lock_timeout', $2, false) IS NOT NULL THEN
-    CASE WHEN pg_advisory_lock_shared($1::int8) IS NULL THEN false ELSE pg_advisory_unlock_shared($1::int8) END END
+    ${waitThroughTurnstile(
+      '$1::int8',
+      '$2',
+      'CASE WHEN pg_advisory_lock_shared($1::int8) IS NULL THEN false ELSE pg_advisory_unlock_shared($1::int8) END',
+    )} END
     WHERE ${GUARD}) AS ok`,
 };
 /** lock_timeout is an int of milliseconds: longer waits are bounded by the client alone. */
@@ -78,13 +85,20 @@ export async function waitInServer(wait: ServerWait): Promise<'granted' | 'timeo
   }
   const timeout = left > MAX_LOCK_TIMEOUT_MS ? '0' : `${Math.max(1, Math.ceil(left))}ms`;
   const unlock = mode === 'shared' ? 'unlock-shared' : 'unlock';
+  // What a grant that races a refusal leaves on the session: the key, and for a shared wait the
+  // key's turnstile it passes. The session runs this first after a refusal; so does giveBack.
+  const undo: { op: BatchOp; id: bigint }[] = [
+    { op: unlock, id },
+    ...(mode === 'shared' ? [{ op: 'unlock-turnstile-shared' as const, id }] : []),
+  ];
+  const giveBack = (): Promise<unknown> => Promise.all(undo.map((u) => session.run(u.op, u.id)));
   const pass = wait.then === 'pass';
   const statement: SoloStatement<true> = {
     name: `pgfence_advisory_${pass ? 'pass' : 'wait'}_${mode}`,
     text: (pass ? PASS_SQL : WAIT_SQL)[mode],
     values: [id.toString(), timeout],
     blocking: true,
-    undo: { op: unlock, id },
+    undo,
     read: () => true,
   };
   const attempt = session.solo(statement);
@@ -95,7 +109,7 @@ export async function waitInServer(wait: ServerWait): Promise<'granted' | 'timeo
   }
   if (outcome.kind === 'failed') {
     // Refused (lock_timeout, a cancel, a deadlock): wait for the undo queued ahead of this.
-    if (session.alive) await session.run(unlock, id).catch(() => false);
+    if (session.alive) await giveBack().catch(() => false);
     wait.free(session.alive);
     const code = sqlState(outcome.error);
     if (code === '55P03') return 'timeout';
@@ -115,7 +129,7 @@ export async function waitInServer(wait: ServerWait): Promise<'granted' | 'timeo
   } else {
     await cancelled;
     // Gives back a late grant; after a refusal it runs behind the undo, so the undo is done too.
-    await session.run(unlock, id).catch(() => false);
+    await giveBack().catch(() => false);
     // After a cancel the connection is not reused: the cancel's signal could otherwise still
     // interrupt its next statement.
     if (cancelled) await session.close();

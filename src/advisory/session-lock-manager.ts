@@ -23,6 +23,7 @@ import {
 import type { AdvisoryLock, LockOptions, TryLockOptions } from '../types.js';
 import { AdvisorySession, type HeldLock, type SessionEnd } from './advisory-session.js';
 import { takeAll, type TakeAllResult } from './all-or-nothing.js';
+import { HeldTurnstiles } from './held-turnstiles.js';
 import { LockDelay } from './lock-delay.js';
 import { LocalLocks, type LocalSlot } from './local-locks.js';
 import { waitInServer } from './server-wait.js';
@@ -37,8 +38,8 @@ const TRY_LOCK_OPTIONS = new Set(['mode']);
 
 /**
  * A waiter blocks in the server on a wait session of its own (server-wait.ts). It polls with
- * try-locks only when no wait session can be had, and `lockAll` polls (a blocking wait would
- * hold one key while waiting for the others): a jittered, doubling delay between tries.
+ * try-locks only when no wait session can be had (a jittered, doubling delay between tries); a
+ * `lockAll` waits in the server for a busy key without keeping it, then tries its whole set.
  * Callers of this process waiting for the same key do not go to the server at all: they queue
  * in `LocalLocks` and are let in in turn.
  */
@@ -191,29 +192,55 @@ export class SessionLockManager {
     const cancel = new Cancellation(label, waitMs, [signal, this.#closing.signal]);
     const deadline = performance.now() + waitMs;
     let retryMs = FIRST_RETRY_MS;
+    // An exclusive set that waits holds the turnstiles of the keys that kept it waiting, so
+    // that shared callers that come after it wait behind it (DESIGN guarantee 11; turnstile.ts).
+    const turnstiles =
+      mode === 'exclusive' && waitMs > 0 ? new HeldTurnstiles(this.#waits) : undefined;
+    // In this process, the same: later shared callers of those keys wait behind the set.
+    const heldBack = new Set<bigint>();
+    const holdBack = (id: bigint): void => {
+      if (!turnstiles || heldBack.has(id)) return;
+      heldBack.add(id);
+      this.#local.holdBack(id);
+    };
     try {
       for (;;) {
         this.#ensureOneSession();
         const slots = this.#local.tryEnterAll(ids, mode);
         if (!slots) {
-          // Busy in this process: wait for a release of a key that is in the way.
+          // Busy in this process: wait for a release of a key that is in the way. Not behind
+          // turnstiles: a caller of this process that holds a key's slot may be waiting at one.
           if (waitMs === 0) throw new LockTimeoutError(label, waitMs);
-          await cancel.race(this.#local.released(this.#local.blocker(ids, mode) ?? ids[0]!));
+          turnstiles?.lower();
+          const blocker = this.#local.blocker(ids, mode) ?? ids[0]!;
+          holdBack(blocker);
+          await cancel.race(this.#local.released(blocker));
           continue;
         }
         const taken = await this.#takeAll(parsed, mode, slots, cancel);
         if (Array.isArray(taken)) return taken;
         if (waitMs === 0) throw new LockTimeoutError(label, waitMs);
         // Busy on the server: wait in the server's queue for a busy key to be released (holding
-        // nothing), or else poll with a jittered, doubling pause.
-        if (taken !== null && (await this.#passThrough(label, taken, mode, deadline, signal))) {
-          retryMs = FIRST_RETRY_MS;
-          continue;
+        // nothing but turnstiles), or else poll with a jittered, doubling pause.
+        if (taken !== null) {
+          holdBack(taken);
+          try {
+            await turnstiles?.raise(taken, deadline, signal);
+          } catch (error) {
+            if (error instanceof SessionChangedError) this.#noteChange(error);
+            throw error;
+          }
+          if (await this.#passThrough(label, taken, mode, deadline, signal, turnstiles?.session)) {
+            retryMs = FIRST_RETRY_MS;
+            continue;
+          }
         }
         await cancel.sleep(retryMs * (0.5 + Math.random() / 2));
         retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
       }
     } finally {
+      turnstiles?.lower();
+      for (const id of heldBack) this.#local.letGo(id);
       cancel.dispose();
     }
   }
@@ -494,15 +521,20 @@ export class SessionLockManager {
     mode: LockMode,
     deadline: number,
     signal: AbortSignal | undefined,
+    own?: AdvisorySession,
   ): Promise<boolean> {
-    const checkout = await settle(this.#waits.checkout(), deadline, signal);
-    if (checkout.kind === 'aborted') throw signal!.reason;
-    if (checkout.kind === 'failed' && checkout.error instanceof SessionChangedError) {
-      this.#noteChange(checkout.error);
-      throw checkout.error;
+    let session = own;
+    if (!session) {
+      const checkout = await settle(this.#waits.checkout(), deadline, signal);
+      if (checkout.kind === 'aborted') throw signal!.reason;
+      if (checkout.kind === 'failed' && checkout.error instanceof SessionChangedError) {
+        this.#noteChange(checkout.error);
+        throw checkout.error;
+      }
+      if (checkout.kind !== 'done' || !checkout.value) return false;
+      session = checkout.value;
     }
-    if (checkout.kind !== 'done' || !checkout.value) return false;
-    const session = checkout.value;
+    const waitSession = session;
     this.#ensureOpen();
     try {
       await waitInServer({
@@ -515,7 +547,10 @@ export class SessionLockManager {
         then: 'pass',
         graceMs: this.#options.livenessIntervalMs,
         cancel: (pid) => this.#db.query('SELECT pg_cancel_backend($1)', [pid]),
-        free: (reusable) => this.#waits.checkin(session, reusable),
+        // A session of the caller's own (holding its turnstiles) stays the caller's.
+        free: (reusable) => {
+          if (!own) this.#waits.checkin(waitSession, reusable);
+        },
       });
     } catch (error) {
       if (signal?.aborted || this.#closed || error instanceof SessionChangedError) throw error;

@@ -85,7 +85,24 @@ export class Telemetry {
    * Times an acquire: `run` resolves with the handle, or null when a try found the key held.
    * The span ends with the outcome and the token; the duration is recorded by kind and outcome.
    */
-  async acquire<T extends object | null>(
+  acquire<T extends object | null>(
+    kind: LockKind,
+    key: unknown,
+    signal: AbortSignal | undefined,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    // Nothing to record (the usual case): the call itself, without another promise around it.
+    if (this.#pending === undefined && !this.active) {
+      try {
+        return run();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#timedAcquire(kind, key, signal, run);
+  }
+
+  async #timedAcquire<T extends object | null>(
     kind: LockKind,
     key: unknown,
     signal: AbortSignal | undefined,

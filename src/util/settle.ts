@@ -22,6 +22,13 @@ export function settle<T>(
     promise.catch(() => {});
     return Promise.resolve({ kind: 'aborted' });
   }
+  if (signal === undefined && !Number.isFinite(deadline)) {
+    // Nothing can end the wait early (a try of an uncontended lock): no timer, no listener.
+    return promise.then(
+      (value): Outcome<T> => ({ kind: 'done', value }),
+      (error: unknown): Outcome<T> => ({ kind: 'failed', error }),
+    );
+  }
   return new Promise((resolve) => {
     let stopTimer: (() => void) | undefined;
     const finish = (outcome: Outcome<T>): void => {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { InvalidArgumentError, LockTimeoutError, type PgFence } from '../../src/index.js';
+import { turnstileLock } from '../../src/advisory/turnstile.js';
 import { advisoryKeyId } from '../../src/keys.js';
 import { testUrl, uniqueSchema, useMigratedFence } from '../support/database.js';
 import { analyseChecker, createChecker, dropChecker } from '../support/mutex-checker.js';
@@ -76,11 +77,26 @@ describe('advisory lock kinds', () => {
   });
 
   /** Advisory locks granted to (or awaited by) connections named `name`. */
-  async function serverLocks(name: string, granted: boolean): Promise<number> {
+  /** Advisory locks of backends named `name` (on the ids of `keys` only, if given). */
+  async function serverLocks(name: string, granted: boolean, keys?: string[]): Promise<number> {
+    const ids = keys?.map((k) => advisoryKeyId(t.schema, k).toString()) ?? null;
     const { rows } = await t.pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted = $2 AND a.application_name = $1`,
-      [name, granted],
+        WHERE l.locktype = 'advisory' AND l.granted = $2 AND a.application_name = $1
+          AND ($3::text[] IS NULL OR ((l.classid::bigint << 32) | l.objid::bigint)::text = ANY ($3))`,
+      [name, granted, ids],
+    );
+    return rows[0]!.n;
+  }
+
+  /** The turnstiles (see src/advisory/turnstile.ts) of `keys` that backends named `name` hold. */
+  async function turnstilesHeld(name: string, keys: string[]): Promise<number> {
+    const locks = keys.map((k) => turnstileLock(advisoryKeyId(t.schema, k)));
+    const { rows } = await t.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1
+          AND l.objsubid = 2 AND l.classid::int8 = $2 AND l.objid::int8 = ANY ($3::int8[])`,
+      [name, locks[0]!.classid, locks.map((l) => l.objid)],
     );
     return rows[0]!.n;
   }
@@ -122,50 +138,107 @@ describe('advisory lock kinds', () => {
       }
     });
 
-    it('a writer asking while readers of two other processes overlap without a gap gets in', async () => {
-      const key = unique('starve');
-      const readers = [
-        t.another({ applicationName: `${appName}_r` }),
-        t.another({ applicationName: `${appName}_r` }),
-      ];
+    /**
+     * Readers of two other processes on each of `keys` — three per process and key, staggered,
+     * each holding 150 ms — so no key is ever free of readers: a writer without preference
+     * would wait for as long as they go on. Then `ask` takes the keys exclusively; returns how
+     * long it waited, whether the readers had no gap before, and how many were inside once it
+     * had the keys.
+     */
+    async function writerAmidReaders(
+      keys: string[],
+      ask: (writer: PgFence) => Promise<{ release(): Promise<unknown> }>,
+      readersOf: 'others' | 'the writer' = 'others',
+    ): Promise<{ waited: number; gapless: boolean; readersInside: number }> {
       const writer = t.another({ applicationName: `${appName}_r` });
+      const readers =
+        readersOf === 'others'
+          ? [
+              t.another({ applicationName: `${appName}_r` }),
+              t.another({ applicationName: `${appName}_r` }),
+            ]
+          : [writer, writer];
       const stop = performance.now() + 6_000;
       let gapless = true;
-      let inside = 0;
+      const inside = new Map(keys.map((k) => [k, 0]));
       let entered = 0;
       let writerAsked = Infinity;
-      // Three readers per process, staggered, each holding 150 ms: the key is never free of
-      // readers, so a writer without preference would wait for as long as they go on.
       const loops = readers.flatMap((fence, p) =>
-        [0, 1, 2].map(async (i) => {
-          await sleep((p * 3 + i) * 25);
-          while (performance.now() < stop) {
-            const lock = await fence.lock(key, { mode: 'shared', waitMs: 10_000 });
-            inside += 1;
-            entered += 1;
-            await sleep(150);
-            inside -= 1;
-            if (inside === 0 && performance.now() < writerAsked) gapless = false;
-            await lock.release();
-          }
-        }),
+        keys.flatMap((key, k) =>
+          [0, 1, 2].map(async (i) => {
+            await sleep((p * 3 + i) * 25 + k * 10);
+            while (performance.now() < stop) {
+              const lock = await fence.lock(key, { mode: 'shared', waitMs: 10_000 });
+              inside.set(key, inside.get(key)! + 1);
+              entered += 1;
+              await sleep(150);
+              inside.set(key, inside.get(key)! - 1);
+              if (inside.get(key) === 0 && performance.now() < writerAsked) gapless = false;
+              await lock.release();
+            }
+          }),
+        ),
       );
       // Let every reader in first (sessions open slowly on a loaded machine), then ask.
-      for (let i = 0; i < 500 && entered < 12; i++) await sleep(10);
+      for (let i = 0; i < 500 && entered < 12 * keys.length; i++) await sleep(10);
       gapless = true;
-      expect(inside).toBeGreaterThan(0);
+      for (const key of keys) expect(inside.get(key)).toBeGreaterThan(0);
       writerAsked = performance.now();
-      const lock = await writer.lock(key, { waitMs: 5_000 });
+      const held = await ask(writer);
       const waited = performance.now() - writerAsked;
-      const readersInside = inside;
-      await lock.release();
+      const readersInside = [...inside.values()].reduce((n, c) => n + c, 0);
+      await held.release();
       await Promise.all(loops);
+      // Their sessions go now, not at the end of the file: other files share the server.
+      await Promise.all([...new Set([writer, ...readers])].map((f) => f.close()));
+      return { waited, gapless, readersInside };
+    }
+
+    it('a writer asking while readers of two other processes overlap without a gap gets in', async () => {
+      const key = unique('starve');
+      const { waited, gapless, readersInside } = await writerAmidReaders([key], (writer) =>
+        writer.lock(key, { waitMs: 5_000 }),
+      );
       console.log(
         `[writer preference] writer waited ${waited.toFixed(0)} ms; readers gapless before it asked: ${gapless}`,
       );
       expect(gapless).toBe(true);
       expect(readersInside).toBe(0);
       // The writer waits for the readers inside (150 ms each), not for the stream of them.
+      expect(waited).toBeLessThan(2_500);
+    });
+
+    it('a lockAll writer asking while readers overlap without a gap on each of its keys gets in', async () => {
+      const keys = [unique('starve-a'), unique('starve-b')];
+      const { waited, gapless, readersInside } = await writerAmidReaders(keys, async (writer) => {
+        const locks = await writer.lockAll(keys, { waitMs: 5_000 });
+        return { release: () => Promise.all(locks.map((l) => l.release())) };
+      });
+      console.log(
+        `[writer preference] lockAll writer waited ${waited.toFixed(0)} ms; readers gapless before it asked: ${gapless}`,
+      );
+      expect(gapless).toBe(true);
+      expect(readersInside).toBe(0);
+      // Without turnstiles it timed out after 5 s: readers kept passing it on both keys.
+      expect(waited).toBeLessThan(2_500);
+    });
+
+    it('a lockAll writer is not starved by readers of its own PgFence either', async () => {
+      const keys = [unique('own-a'), unique('own-b')];
+      const { waited, gapless, readersInside } = await writerAmidReaders(
+        keys,
+        async (writer) => {
+          const locks = await writer.lockAll(keys, { waitMs: 5_000 });
+          return { release: () => Promise.all(locks.map((l) => l.release())) };
+        },
+        'the writer',
+      );
+      console.log(
+        `[writer preference] lockAll writer amid its own readers waited ${waited.toFixed(0)} ms; gapless: ${gapless}`,
+      );
+      expect(gapless).toBe(true);
+      expect(readersInside).toBe(0);
+      // Without holding its keys back in the process, it timed out after 5 s.
       expect(waited).toBeLessThan(2_500);
     });
 
@@ -235,42 +308,58 @@ describe('advisory lock kinds', () => {
   });
 
   describe('lockAll', () => {
-    it('3 processes take 2–3 random keys of 5 in random order: no overlap, no deadlock, no timeout', async () => {
-      const keys = [1, 2, 3, 4, 5].map((n) => unique(`all${n}`));
-      const base = { scenario: 'all', url: testUrl(), schema: t.schema, checker, keys };
-      const results = await runWorkers(
-        t.fence,
-        t.pool,
-        ['q1', 'q2', 'q3'].map((name) => ({
-          ...base,
-          name,
-          durationMs: 5_000,
-          holdMs: 5,
-          callers: 3,
-          waitMs: 20_000,
-        })),
-      );
-      for (const result of results) expect(result.errors).toEqual([]);
-      const figures = await analyseChecker(testUrl(), checker);
-      const counts = keys.map((k) => figures.perKeyAndProcess[k] ?? {});
-      const conflictsOf = (ks: string[]) =>
-        ks.reduce((n, k) => n + (figures.modeConflicts[k] ?? 0), 0);
-      const acquired = results.reduce((n, r) => n + r.acquisitions, 0);
-      console.log(
-        `[lockAll] sets=${acquired} overlaps=${conflictsOf(keys)} waits p50=${percentile(
-          results.flatMap((r) => r.waitsMs),
-          50,
-        ).toFixed(1)} ms p99=${percentile(
-          results.flatMap((r) => r.waitsMs),
-          99,
-        ).toFixed(1)} ms perKey=${JSON.stringify(counts)}`,
-      );
-      expect(conflictsOf(keys)).toBe(0);
-      expect(acquired).toBeGreaterThan(20);
-      for (const perProcess of counts) {
-        for (const p of ['q1', 'q2', 'q3']) expect(perProcess[p] ?? 0).toBeGreaterThan(0);
-      }
-    });
+    it.each([
+      ['exclusive sets', false],
+      ['exclusive and shared sets, and shared single keys', true],
+    ])(
+      '3 processes take 2–3 random keys of 5 in random order (%s): no overlap, no deadlock, no timeout',
+      async (_, mixed) => {
+        const keys = [1, 2, 3, 4, 5].map((n) => unique(`all${n}`));
+        const base = {
+          scenario: 'all',
+          url: testUrl(),
+          schema: t.schema,
+          checker,
+          keys,
+          mixed,
+          // Few callers, so that the waiting sessions of 3 processes (a waiting set or reader
+          // holds one) leave room for the file beside this one on a server of 100 connections.
+          readers: 1,
+        };
+        const results = await runWorkers(
+          t.fence,
+          t.pool,
+          ['q1', 'q2', 'q3'].map((name) => ({
+            ...base,
+            name,
+            durationMs: 5_000,
+            holdMs: 5,
+            callers: mixed ? 2 : 3,
+            waitMs: 20_000,
+          })),
+        );
+        for (const result of results) expect(result.errors).toEqual([]);
+        const figures = await analyseChecker(testUrl(), checker);
+        const counts = keys.map((k) => figures.perKeyAndProcess[k] ?? {});
+        const conflictsOf = (ks: string[]) =>
+          ks.reduce((n, k) => n + (figures.modeConflicts[k] ?? 0), 0);
+        const acquired = results.reduce((n, r) => n + r.acquisitions, 0);
+        console.log(
+          `[lockAll${mixed ? ' mixed' : ''}] sets=${acquired} overlaps=${conflictsOf(keys)} waits p50=${percentile(
+            results.flatMap((r) => r.waitsMs),
+            50,
+          ).toFixed(1)} ms p99=${percentile(
+            results.flatMap((r) => r.waitsMs),
+            99,
+          ).toFixed(1)} ms perKey=${JSON.stringify(counts)}`,
+        );
+        expect(conflictsOf(keys)).toBe(0);
+        expect(acquired).toBeGreaterThan(20);
+        for (const perProcess of counts) {
+          for (const p of ['q1', 'q2', 'q3']) expect(perProcess[p] ?? 0).toBeGreaterThan(0);
+        }
+      },
+    );
 
     it('holds none of the keys while it waits, then all of them, in the order asked', async () => {
       const [k1, k2, k3] = [unique('a'), unique('b'), unique('c')];
@@ -278,12 +367,19 @@ describe('advisory lock kinds', () => {
       const waiter = t.another({ applicationName: name });
       const blocker = await t.fence.lock(k2);
       const asked = waiter.lockAll([k3, k1, k2], { waitMs: 10_000 });
+      for (let i = 0; i < 500 && (await turnstilesHeld(name, [k2])) === 0; i++) await sleep(10);
       let maxHeld = 0;
+      let maxTurnstiles = 0;
       for (let i = 0; i < 40; i++) {
-        maxHeld = Math.max(maxHeld, await serverLocks(name, true));
+        maxHeld = Math.max(maxHeld, await serverLocks(name, true, [k1, k2, k3]));
+        maxTurnstiles = Math.max(maxTurnstiles, await turnstilesHeld(name, [k1, k2, k3]));
         await sleep(10);
       }
       expect(maxHeld).toBe(0);
+      // What it holds while it waits is the turnstile of the key that keeps it waiting, which
+      // only holds up shared callers (of that key: k1 and k3 are free).
+      expect(maxTurnstiles).toBe(1);
+      expect(await turnstilesHeld(name, [k2])).toBe(1);
       // Other callers can take the free keys meanwhile: the waiter holds nothing in-process either.
       const free = await waiter.tryLock(k1);
       expect(free).not.toBeNull();
@@ -291,10 +387,64 @@ describe('advisory lock kinds', () => {
       await blocker.release();
       const locks = await asked;
       expect(locks.map((l) => l.key)).toEqual([k3, k1, k2]);
-      expect(await serverLocks(name, true)).toBe(3);
+      expect(await serverLocks(name, true, [k1, k2, k3])).toBe(3);
       expect(await t.fence.tryLock(k1)).toBeNull();
       for (const lock of locks) expect(await lock.release()).toBe(true);
+      expect(await serverLocks(name, true, [k1, k2, k3])).toBe(0);
+      // The turnstiles go back once it has its keys (in the background).
+      for (let i = 0; i < 100 && (await turnstilesHeld(name, [k1, k2, k3])) > 0; i++) {
+        await sleep(10);
+      }
       expect(await serverLocks(name, true)).toBe(0);
+    });
+
+    it('a holder of one key of a waiting set still takes another, free key of it shared at once', async () => {
+      const [a, b] = [unique('a'), unique('b')];
+      const name = `${appName}_free`;
+      const holder = t.another();
+      const heldA = await holder.lock(a);
+      const set = t.another({ applicationName: name });
+      const asked = set.lockAll([a, b], { waitMs: 10_000 });
+      for (let i = 0; i < 500 && (await turnstilesHeld(name, [a])) === 0; i++) await sleep(10);
+      expect(await turnstilesHeld(name, [a])).toBe(1);
+      // b is free and has never kept the set waiting: its readers are not held up. (With a
+      // turnstile on every key of the set, this waited for the set, which waited for a.)
+      const started = performance.now();
+      const sharedB = await holder.lock(b, { mode: 'shared', waitMs: 2_000 });
+      expect(performance.now() - started).toBeLessThan(1_000);
+      await sharedB.release();
+      await heldA.release();
+      const locks = await asked;
+      expect(locks.map((l) => l.key)).toEqual([a, b]);
+      for (const lock of locks) await lock.release();
+      await Promise.all([holder.close(), set.close()]);
+    });
+
+    it('a reader that waits at a turnstile, then for the key, times out within its wait', async () => {
+      const key = unique('tt');
+      const errors: unknown[] = [];
+      const holder = t.another();
+      const reader = t.another({ onError: (e) => errors.push(e) });
+      const first = await holder.lock(key);
+      const set = t.another({ applicationName: `${appName}_tt` });
+      const asked = set.lockAll([key], { waitMs: 10_000 });
+      for (let i = 0; i < 500 && (await turnstilesHeld(`${appName}_tt`, [key])) === 0; i++) {
+        await sleep(10);
+      }
+      // The reader waits at the turnstile until the set has the key (at 2 s), then for the key.
+      setTimeout(() => void first.release(), 2_000);
+      const started = performance.now();
+      const error = await reader
+        .lock(key, { mode: 'shared', waitMs: 3_000 })
+        .catch((e: unknown) => e);
+      const took = performance.now() - started;
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      // Each wait of the statement had all of what was left of the 3 s as its lock_timeout
+      // before: the key's ran out at about 5 s, long after the caller's wait, which waited for it.
+      expect(took).toBeLessThan(3_800);
+      expect(errors).toEqual([]);
+      for (const lock of await asked) await lock.release();
+      await Promise.all([holder.close(), reader.close(), set.close()]);
     });
 
     it('times out holding nothing, and takes shared sets', async () => {
@@ -304,7 +454,9 @@ describe('advisory lock kinds', () => {
       const other = t.another({ applicationName: name });
       const error = await other.lockAll([k1, k2], { waitMs: 300 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LockTimeoutError);
-      expect(await serverLocks(name, true)).toBe(0);
+      expect(await serverLocks(name, true, [k1, k2])).toBe(0);
+      for (let i = 0; i < 100 && (await serverLocks(name, true)) > 0; i++) await sleep(10);
+      expect(await serverLocks(name, true)).toBe(0); // its turnstiles went back too
       await expect(other.lockAll([k1, k2], { waitMs: 0 })).rejects.toBeInstanceOf(LockTimeoutError);
       await blocker.release();
       const a = await other.lockAll([k1, k2], { mode: 'shared' });
@@ -365,7 +517,8 @@ describe('advisory lock kinds', () => {
       console.log(
         `[fairness] grants=${total} shares of a fair share: min ${Math.min(...shares).toFixed(2)} max ` +
           `${Math.max(...shares).toFixed(2)}; self re-grants ${((100 * self) / rows.length).toFixed(1)}%; ` +
-          `acquire wait p50 ${percentile(waits, 50).toFixed(1)} ms p99 ${percentile(waits, 99).toFixed(1)} ms`,
+          `acquire wait p50 ${percentile(waits, 50).toFixed(1)} ms p99 ${percentile(waits, 99).toFixed(1)} ms; ` +
+          `per process ${JSON.stringify(perProcess)}, waits per process ${JSON.stringify(results.map((r) => r.waitsMs.length))}`,
       );
       expect(figures.modeConflicts[key]).toBe(0);
       expect(total).toBeGreaterThan(40);

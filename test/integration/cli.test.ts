@@ -119,24 +119,23 @@ describe('pgfence run', () => {
     await until(() => existsSync(started), 'the command to start');
 
     const ran = join(dir, 'signal.waiter-ran');
-    const sessions = async (): Promise<number[]> =>
-      (
-        await admin.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
-          [schema],
-        )
-      ).rows.map((r) => r.pid);
-    const before = new Set(await sessions());
     const waiter = cli(['run', 'signals', ...db(), '--', 'touch', ran]);
-    // Once the waiter has sent a query on this schema it is waiting for the key; interrupt it.
+    // Once the waiter is queued for the key it is in its wait (not starting up); interrupt it.
     await until(
-      async () => (await sessions()).some((pid) => !before.has(pid)),
-      'the waiter to ask for the key',
+      async () =>
+        (await admin.query(`SELECT 1 FROM "${schema}".lease_waiters WHERE key = 'signals'`))
+          .rowCount === 1,
+      'the waiter to queue for the key',
     );
     waiter.kill('SIGINT');
     const waited = await waiter.finished;
     expect(waited.code).toBe(130);
     expect(existsSync(ran)).toBe(false);
+    // The interrupted waiter left the queue: it holds no place the holder's release would address.
+    const queued = await admin.query(
+      `SELECT 1 FROM "${schema}".lease_waiters WHERE key = 'signals'`,
+    );
+    expect(queued.rowCount).toBe(0);
 
     runner.kill('SIGTERM');
     const result = await runner.finished;

@@ -56,7 +56,10 @@ export function registerRun(program: Command, done: (code: number) => void): voi
       .option('--grace <duration>', 'after a lost lease, time between SIGTERM and SIGKILL', '10s')
       .option('--advisory', 'take a session advisory lock instead of a lease (no token, no TTL)')
       .option('--permits <n>', 'a semaphore: at most n holders of the key at once')
-      .option('--shared', 'a shared lease: overlaps other --shared holders, never an exclusive one')
+      .option(
+        '--shared',
+        'shared: overlaps other --shared holders of the key, never an exclusive one (a lease, or with --advisory a shared advisory lock)',
+      )
       .addHelpText(
         'after',
         `
@@ -72,8 +75,8 @@ ${CANNOT_START} the command could not be started; ${EXIT.UNAVAILABLE} no databas
     if (ttlMs <= 0) throw new UsageError('--ttl must be above 0');
     if (key.length === 0) throw new UsageError('the key must not be empty');
     const permits = parsePermits(flags.permits);
-    if (flags.advisory && (permits !== undefined || flags.shared)) {
-      throw new UsageError('--permits and --shared apply to leases, not to --advisory');
+    if (flags.advisory && permits !== undefined) {
+      throw new UsageError('--permits applies to leases, not to --advisory');
     }
     if (permits !== undefined && flags.shared) {
       throw new UsageError('--permits and --shared do not combine');
@@ -85,17 +88,39 @@ ${CANNOT_START} the command could not be started; ${EXIT.UNAVAILABLE} no databas
     const [file, ...args] = command;
     if (!file) throw new UsageError('run needs a command after the key');
 
+    // Ctrl-C before the command starts (connecting, or waiting for the key) ends pgfence with
+    // 128+N and never runs the command; from the start of the command on, signals are forwarded.
+    const interrupted = new AbortController();
+    const onSignal = (signal: NodeJS.Signals): void =>
+      interrupted.abort(
+        new CliError(`interrupted by ${signal}`, 128 + (constants.signals[signal] ?? 0)),
+      );
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const open = openFence(flags, { poolSize: 2, onError: reportWhileWaiting() });
     try {
-      // A database out of reach at start is exit 69 within the connect bound, whatever --wait
-      // says; once it answered, a loss while waiting is retried until --wait and reported.
-      await assertReachable(open);
-      const held = await acquire(open, key, {
-        ttlMs,
-        waitMs,
-        advisory: flags.advisory === true,
-        kind,
-      });
+      let held: Held | null;
+      try {
+        // A database out of reach at start is exit 69 within the connect bound, whatever --wait
+        // says; once it answered, a loss while waiting is retried until --wait and reported.
+        await assertReachable(open);
+        interrupted.signal.throwIfAborted();
+        held = await acquire(open, key, {
+          ttlMs,
+          waitMs,
+          advisory: flags.advisory === true,
+          kind,
+          signal: interrupted.signal,
+        });
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      if (interrupted.signal.aborted) {
+        // The signal came as the key was granted: give it back rather than run the command.
+        await held?.handle.release().catch(() => false);
+        throw interrupted.signal.reason;
+      }
       if (held === null) {
         throw new CliError(`"${key}" is held elsewhere`, EXIT.NOT_ACQUIRED);
       }
@@ -131,23 +156,19 @@ async function acquire(
     waitMs: number;
     advisory: boolean;
     kind: { permits?: number; mode?: 'shared' };
+    /** Aborted by Ctrl-C: ends the wait, and the lock is then never taken. */
+    signal: AbortSignal;
   },
 ): Promise<Held | null> {
-  // Ctrl-C while waiting ends the wait; the lock is then never taken.
-  const interrupted = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void =>
-    interrupted.abort(
-      new CliError(`interrupted by ${signal}`, 128 + (constants.signals[signal] ?? 0)),
-    );
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const { fence } = open;
+  const { signal } = options;
   try {
     if (options.advisory) {
+      const mode = options.kind.mode ?? 'exclusive';
       const handle =
         options.waitMs === 0
-          ? await fence.tryLock(key)
-          : await fence.lock(key, { waitMs: options.waitMs, signal: interrupted.signal });
+          ? await fence.tryLock(key, { mode })
+          : await fence.lock(key, { mode, waitMs: options.waitMs, signal });
       return handle && { kind: 'advisory', handle };
     }
     const lease = {
@@ -159,15 +180,12 @@ async function acquire(
     const handle =
       options.waitMs === 0
         ? await fence.tryLease(key, lease)
-        : await fence.lease(key, { ...lease, waitMs: options.waitMs, signal: interrupted.signal });
+        : await fence.lease(key, { ...lease, waitMs: options.waitMs, signal });
     return handle && { kind: 'lease', handle };
   } catch (error) {
     if (error instanceof LockTimeoutError) return null;
-    if (interrupted.signal.aborted) throw interrupted.signal.reason;
+    if (signal.aborted) throw signal.reason;
     throw error;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 }
 

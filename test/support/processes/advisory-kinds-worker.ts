@@ -1,7 +1,9 @@
 // One "service" taking advisory locks of the newer kinds for a while, recording entry and exit
 // with the mutual-exclusion checker:
 //   rw   — `readers` callers take the key shared, `writers` exclusive, holding up to holdMs;
-//   all  — callers take 2–3 random keys of `keys` with lockAll, in random order;
+//   all  — callers take 2–3 random keys of `keys` with lockAll, in random order (with `mixed`,
+//          every other caller takes its sets shared, and `readers` more take one random key
+//          shared at a time);
 //   fair — callers take one key exclusive, then do thinkMs of work outside it.
 // argv[2]: JSON Config (below). Prints { acquisitions, errors, waitsMs } as JSON.
 import { createPgFence, type AdvisoryLock } from '../../../src/index.js';
@@ -21,6 +23,7 @@ interface Config {
   readers?: number;
   writers?: number;
   callers?: number;
+  mixed?: boolean;
   waitMs?: number;
   /** A key the test holds until every worker waits for it (shared): a common start. */
   barrier?: string;
@@ -61,10 +64,13 @@ async function caller(index: number, mode: 'shared' | 'exclusive'): Promise<void
     try {
       const asked = performance.now();
       let locks: AdvisoryLock[];
-      if (config.scenario === 'all') {
+      if (config.scenario === 'all' && index >= 200) {
+        const key = config.keys[Math.floor(Math.random() * config.keys.length)]!;
+        locks = [await fence.lock(key, { mode, waitMs })];
+      } else if (config.scenario === 'all') {
         const count = 2 + Math.floor(Math.random() * 2);
         const keys = [...config.keys].sort(() => Math.random() - 0.5).slice(0, count);
-        locks = await fence.lockAll(keys, { waitMs });
+        locks = await fence.lockAll(keys, { waitMs, mode });
       } else {
         locks = [await fence.lock(config.keys[0]!, { mode, waitMs })];
       }
@@ -82,7 +88,12 @@ if (config.scenario === 'rw') {
   for (let i = 0; i < (config.readers ?? 0); i++) callers.push(caller(i, 'shared'));
   for (let i = 0; i < (config.writers ?? 0); i++) callers.push(caller(100 + i, 'exclusive'));
 } else {
-  for (let i = 0; i < (config.callers ?? 1); i++) callers.push(caller(i, 'exclusive'));
+  for (let i = 0; i < (config.callers ?? 1); i++) {
+    callers.push(caller(i, config.mixed && i % 2 === 1 ? 'shared' : 'exclusive'));
+  }
+  if (config.mixed) {
+    for (let i = 0; i < (config.readers ?? 0); i++) callers.push(caller(200 + i, 'shared'));
+  }
 }
 try {
   await Promise.all(callers);
