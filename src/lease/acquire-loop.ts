@@ -27,6 +27,8 @@ export type Step<T> =
       retryInMs: number | null;
       /** The caller's place in the database queue, if it has one. */
       waiter: bigint | null;
+      /** A set's places, one per key of the wait (in the order of `keys`; null where none). */
+      places?: readonly (bigint | null)[] | null;
       /** Ask again at once (to take a place in the queue). */
       again?: boolean;
     };
@@ -78,7 +80,11 @@ export async function waitFor<T>(
   keys: readonly string[],
   waitMs: number,
   cancel: Cancellation,
-  attempt: (waiter: bigint | null, round: number) => Promise<Step<T>>,
+  attempt: (
+    waiter: bigint | null,
+    round: number,
+    places: readonly (bigint | null)[] | null,
+  ) => Promise<Step<T>>,
 ): Promise<T> {
   const started = performance.now();
   let transientFailures = 0;
@@ -89,16 +95,19 @@ export async function waitFor<T>(
   let lastTransient: unknown;
   const what = keys.length === 1 ? keys[0]! : keys.join(', ');
   let waiter: bigint | null = null;
+  let places: readonly (bigint | null)[] | null = null;
   const subscriptions = keys.map((key) => deps.listener.subscribe(key));
+  const leave = (one: bigint | null, set: readonly (bigint | null)[] | null | undefined) =>
+    Promise.all([one, ...(set ?? [])].filter((id) => id !== null).map((id) => deps.leaveQueue(id)));
   const settle = (late: Step<T>): void => {
     if ('granted' in late) deps.discard(late.granted);
-    else if (late.waiter !== null) void deps.leaveQueue(late.waiter);
+    else void leave(late.waiter, late.places);
   };
   try {
     for (let round = 0; ; round += 1) {
       for (const s of subscriptions) s.reset();
       const listening = deps.listener.ready;
-      const pending = attempt(waiter, round);
+      const pending = attempt(waiter, round, places);
       let step: Step<T>;
       try {
         // With waitMs 0 the single attempt is the whole wait: let it finish.
@@ -140,6 +149,7 @@ export async function waitFor<T>(
       }
       if ('granted' in step) {
         waiter = null;
+        places = null;
         if (cancel.cancelled) {
           deps.discard(step.granted);
           throw cancel.reason;
@@ -147,10 +157,11 @@ export async function waitFor<T>(
         return step.granted;
       }
       waiter = step.waiter;
+      places = step.places ?? null;
       // A release addressed to a waiter ahead of this one does not wake it. (A place that
       // lapsed is taken anew under a new id; a release addressed to that id while the attempt
       // was in flight is missed, and the next poll, at most QUEUE_REFRESH_MS away, asks.)
-      for (const s of subscriptions) s.setWaiter(waiter);
+      subscriptions.forEach((s, i) => s.setWaiter(places?.[i] ?? waiter));
       if (step.again && waitMs > 0) continue;
       if (performance.now() - started >= waitMs) {
         throw new LockTimeoutError(what, waitMs, { cause: lastTransient });
@@ -161,8 +172,8 @@ export async function waitFor<T>(
         if (deps.listener.ready) continue;
       }
       const left = step.retryInMs;
-      const cap =
-        waiter === null ? deps.pollIntervalMs : Math.min(deps.pollIntervalMs, QUEUE_REFRESH_MS);
+      const queued = waiter !== null || places !== null;
+      const cap = queued ? Math.min(deps.pollIntervalMs, QUEUE_REFRESH_MS) : deps.pollIntervalMs;
       // An expired row that was not granted is busy (a guarded write, a release or reap in
       // flight): it frees up in moments, but not at once.
       const sleepMs = Math.min(cap, left === null ? 0 : Math.max(BUSY_RETRY_MS, left));
@@ -174,7 +185,9 @@ export async function waitFor<T>(
     // caller (shared, a semaphore's, a try) wait behind nobody until the place lapses. Its
     // wait ends once the place is given up, or after a short bound if the database does not
     // answer (the place then lapses by its own expiry).
-    if (waiter !== null) await settleWithin(deps.leaveQueue(waiter), LEAVE_QUEUE_BOUND_MS);
+    if (waiter !== null || places !== null) {
+      await settleWithin(leave(waiter, places), LEAVE_QUEUE_BOUND_MS);
+    }
   }
 }
 

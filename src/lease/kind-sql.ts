@@ -57,12 +57,16 @@ export function acquireBatchParams(
   ];
 }
 
-/** Every key or none, in one statement. */
+/**
+ * Every key or none, in one statement; a set that has to wait holds a place in every key's
+ * queue (`$6`: the places it has, one per key; `$7`: how long they last), migration
+ * 1764130000010.
+ */
 export function acquireSetSql(schema: string): string {
   return `SELECT key, acquired, token::text AS token, acquired_at, expires_at, db_now,
-                 conflict, held_permits
+                 conflict, held_permits, waiter::text AS waiter
           FROM ${qualified(schema, 'acquire_lease_set')}($1::text[], $2::text, $3::float8,
-                 $4::jsonb, $5::text)`;
+                 $4::jsonb, $5::text, $6::int8[], $7::float8)`;
 }
 
 /**

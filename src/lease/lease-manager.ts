@@ -4,7 +4,7 @@ import { ClosedError, InvalidArgumentError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Lease, LeaseAllOptions, LeaseOptions, TryLeaseOptions } from '../types.js';
 import type { AcquiredLease, AdoptOptions } from './acquired.js';
-import { acquireWithWait, mismatch, waitFor } from './acquire-loop.js';
+import { acquireWithWait, mismatch, queueTtlMs, waitFor } from './acquire-loop.js';
 import { parseKeySet } from './lease-set.js';
 import { Cancellation } from '../util/cancellation.js';
 import { KeyQueue, type KeySlot } from '../util/key-queue.js';
@@ -148,7 +148,9 @@ export class LeaseManager {
   /**
    * Every key of `keys` or none (guarantee 12): one statement per attempt takes them all, and
    * nothing is held between attempts, so a caller never holds part of its set, also while it
-   * waits. The leases come in the order asked.
+   * waits. A set that waits stands in the queue of each key that keeps it waiting (migration
+   * 1764130000010), so later shared callers queue behind an exclusive set (guarantee 11). The
+   * leases come in the order asked.
    */
   async leaseAll(keys: readonly string[], options?: LeaseAllOptions): Promise<Lease[]> {
     const set = parseKeySet(keys);
@@ -171,14 +173,16 @@ export class LeaseManager {
           discard: (late) => {
             for (const o of late) this.#giveBack(o.lease.key, o.lease.token, o.lease.holder);
           },
-          leaveQueue: async () => {},
+          leaveQueue: (place) => this.#store.leaveQueue(place).catch(() => {}),
           onRetry: this.#options.onError,
         },
         set,
         request.waitMs,
         cancel,
-        async () => {
-          const answers = await this.#store.acquireSet(set, request);
+        async (_waiter, _round, places) => {
+          // A set that waits stands in every key's queue (a try takes no place).
+          const queueTtl = request.waitMs > 0 ? queueTtlMs(this.#options.pollIntervalMs) : null;
+          const answers = await this.#store.acquireSet(set, request, places, queueTtl);
           const granted: Extract<AcquireOutcome, { acquired: true }>[] = [];
           let retryInMs = Infinity;
           for (const answer of answers) {
@@ -194,7 +198,14 @@ export class LeaseManager {
               retryInMs = Math.min(retryInMs, answer.holderExpiresInMs);
             } else retryInMs = 0;
           }
-          return granted.length === set.length ? { granted } : { retryInMs, waiter: null };
+          if (granted.length === set.length) return { granted };
+          // Its places in the queues of the keys that keep it waiting (null elsewhere).
+          const taken = answers.map((answer) => (answer.acquired ? null : (answer.waiter ?? null)));
+          return {
+            retryInMs,
+            waiter: null,
+            places: taken.some((id) => id !== null) ? taken : null,
+          };
         },
       );
       return outcomes.map((outcome) => this.#wrap(outcome, request, undefined));

@@ -175,15 +175,29 @@ export class LeaseStore {
     return this.#kindAcquirer.submit({ request, waiter, queueTtlMs });
   }
 
-  /** Every key of `keys` or none, in one statement; one outcome per key, in order. */
+  /**
+   * Every key of `keys` or none, in one statement; one outcome per key, in order. `places`: the
+   * set's places in the keys' queues from the previous attempt (or null); with `queueTtlMs`, a
+   * refused set keeps (or takes) them, and each outcome carries its key's place.
+   */
   async acquireSet(
     keys: readonly string[],
     request: { ttlMs: number; metadata: unknown; metadataJson: string | null; mode: LockMode },
+    places: readonly (bigint | null)[] | null,
+    queueTtlMs: number | null,
   ): Promise<AcquireOutcome[]> {
     const sentAt = performance.now();
     const result = await this.#db.query<Parameters<typeof parseKindRow>[0] & { key: string }>(
       acquireSetSql(this.#db.schema),
-      [keys, this.#owner, request.ttlMs, request.metadataJson, request.mode],
+      [
+        keys,
+        this.#owner,
+        request.ttlMs,
+        request.metadataJson,
+        request.mode,
+        places === null ? null : places.map((id) => (id === null ? null : id.toString())),
+        queueTtlMs,
+      ],
     );
     return result.rows.map((row) => parseKindRow(row, row.key, sentAt, request.metadata));
   }

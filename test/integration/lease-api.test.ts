@@ -161,9 +161,10 @@ describe('leases', () => {
 
   it('autoRenew keeps a lease well past its TTL with one statement per tick', async () => {
     const k = key('renew');
-    const lease = await t.fence.lease(k, { ttlMs: 1_500, autoRenew: true });
+    // 3 s, not less: two files run at once on CI's two cores (see the next test).
+    const lease = await t.fence.lease(k, { ttlMs: 3_000, autoRenew: true });
     const first = lease.expiresAt.getTime();
-    await sleep(3_500);
+    await sleep(4_500);
     expect(lease.signal.aborted).toBe(false);
     expect(lease.expiresAt.getTime()).toBeGreaterThan(first + 1_500);
     expect(await t.fence.isCurrent(k, lease.token)).toBe(true);
@@ -172,16 +173,18 @@ describe('leases', () => {
 
   it('renews many leases in one statement per tick', async () => {
     const counted = countingFence(t.schema);
+    // A TTL of 3 s: the suite runs two files at once on CI's two cores, and a 1.5 s TTL left a
+    // renewal there less than a second to come back before the lease was (rightly) given up.
     const leases = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        counted.fence.lease(`batch-${i}`, { ttlMs: 1_500, autoRenew: true }),
+        counted.fence.lease(`batch-${i}`, { ttlMs: 3_000, autoRenew: true }),
       ),
     );
     const before = counted.calls('renew_leases');
-    await sleep(2_500);
+    await sleep(4_000);
     const calls = counted.calls('renew_leases') - before;
     for (const l of leases) expect(l.signal.aborted).toBe(false);
-    // 50 leases over ~5 renewal intervals: a handful of statements, not 50 per interval.
+    // 50 leases over ~4 renewal intervals: a handful of statements, not 50 per interval.
     expect(calls).toBeGreaterThan(0);
     expect(calls).toBeLessThan(20);
     await Promise.all(leases.map((l) => l.release()));
@@ -310,7 +313,7 @@ describe('leases', () => {
     const sentAt = performance.now();
     const { rows } = await t.pool.query(
       `SELECT key, token::text AS token, acquired_at, expires_at
-       FROM "${t.schema}".acquire_leases(ARRAY[$1], $2, ARRAY[1500::float8], NULL)`,
+       FROM "${t.schema}".acquire_leases(ARRAY[$1], $2, ARRAY[3000::float8], NULL)`,
       [k, t.fence.owner],
     );
     const manager = (t.fence as unknown as { adoptForTest?: unknown }).adoptForTest;
@@ -330,9 +333,9 @@ describe('leases', () => {
             expiresAt: rows[0].expires_at,
           },
         ],
-        { ttlMs: 1_500, autoRenew: true, sentAt },
+        { ttlMs: 3_000, autoRenew: true, sentAt },
       );
-      await sleep(2_500);
+      await sleep(4_000); // past the TTL: held only if renewed
       expect(lease!.signal.aborted).toBe(false);
       expect(await t.fence.isCurrent(k, lease!.token)).toBe(true);
       expect(await lease!.release()).toBe(true);

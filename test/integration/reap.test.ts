@@ -75,6 +75,47 @@ describe('reap', () => {
     expect(await count('leases')).toBe(10);
   });
 
+  it("deletes a semaphore's dead holders, its group row and lapsed waiter places, and no live holder", async () => {
+    const dead = await Promise.all(
+      [1, 2].map(() => t.fence.tryLease('reap-sem-dead', { permits: 3, ttlMs: 200 })),
+    );
+    const live = await Promise.all(
+      [1, 2].map(() => t.fence.tryLease('reap-sem-live', { permits: 3, ttlMs: 60_000 })),
+    );
+    expect([...dead, ...live].every((lease) => lease !== null)).toBe(true);
+    await t.pool.query(
+      `INSERT INTO ${s}.lease_waiters (key, owner, mode, permits, enqueued_at, expires_at)
+       VALUES ('reap-sem-live', 'gone', 'exclusive', 3, clock_timestamp() - interval '1 minute',
+               clock_timestamp() - interval '1 second')`,
+    );
+    await sleep(400); // the dead semaphore's two holders and its group row expire
+    const rows = async (table: string, key: string) =>
+      (
+        await t.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM ${s}.${table} WHERE key = $1`,
+          [key],
+        )
+      ).rows[0]!.n;
+    expect(await rows('lease_holders', 'reap-sem-dead')).toBe(2);
+    // The group row and the two holder rows of the dead semaphore, nothing of the live one.
+    expect(await t.fence.reap()).toBe(3);
+    expect(await rows('leases', 'reap-sem-dead')).toBe(0);
+    expect(await rows('lease_holders', 'reap-sem-dead')).toBe(0);
+    expect(await rows('lease_waiters', 'reap-sem-live')).toBe(0);
+    expect(await rows('leases', 'reap-sem-live')).toBe(1);
+    expect(await rows('lease_holders', 'reap-sem-live')).toBe(2);
+    expect(await deletedLive()).toBe(0);
+    // The live semaphore's count is intact: one permit left, then none.
+    const third = await t.fence.tryLease('reap-sem-live', { permits: 3, ttlMs: 60_000 });
+    expect(third).not.toBeNull();
+    expect(await t.fence.tryLease('reap-sem-live', { permits: 3, ttlMs: 60_000 })).toBeNull();
+    await Promise.all([...live, third].map((lease) => lease!.release()));
+    // The dead semaphore's key is free again, for any kind.
+    const plain = await t.fence.tryLease('reap-sem-dead', { ttlMs: 60_000 });
+    expect(plain).not.toBeNull();
+    await plain!.release();
+  });
+
   it('skips a lease whose renewal is in flight instead of deleting or waiting for it', async () => {
     const { rows } = await t.pool.query<{ token: string }>(
       `SELECT token::text FROM ${s}.acquire_leases(ARRAY['k'], 'holder', ARRAY[1500::float8], NULL)`,

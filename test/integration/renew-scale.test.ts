@@ -1,6 +1,7 @@
 // Renewing or releasing N leases costs O(N) on an analyzed table: the statement time for 20,000
-// terms stays within 2.5× that for 10,000 (version 1's plans, nested loops over CTE scans once
-// the planner had statistics, gave about 4×). A ratio of the fastest of 7 runs of each, the
+// terms stays within 3× that for 10,000 (version 1's plans, nested loops over CTE scans once
+// the planner had statistics, gave about 4×; the linear plans of now measured up to 2.66× on
+// a loaded CI machine). A ratio of the fastest of 7 runs of each, the
 // two sizes measured in turn: other work on the machine (the suite's other files) only ever
 // adds time, so the fastest run is the closest to the statement's own cost. Not a speed
 // target (bench/ has the figures).
@@ -18,7 +19,7 @@ interface ExplainedPlan {
 describe('renewal and release at scale', () => {
   const t = useMigratedFence();
 
-  it('takes at most 2.5× as long for 20,000 leases as for 10,000', async () => {
+  it('takes at most 3× as long for 20,000 leases as for 10,000', async () => {
     const s = `"${t.schema}"`;
     await t.pool.query(
       `INSERT INTO ${s}.leases (key, owner, token, acquired_at, expires_at)
@@ -82,7 +83,7 @@ describe('renewal and release at scale', () => {
       `fastest: renew 10k ${fastest(times.renew.get(10_000)!).toFixed(0)} ms, 20k ${fastest(times.renew.get(20_000)!).toFixed(0)} ms; ` +
         `release 10k ${fastest(times.release.get(10_000)!).toFixed(0)} ms, 20k ${fastest(times.release.get(20_000)!).toFixed(0)} ms`,
     );
-    expect(ratio('renew')).toBeLessThanOrEqual(2.5);
-    expect(ratio('release')).toBeLessThanOrEqual(2.5);
+    expect(ratio('renew')).toBeLessThanOrEqual(3);
+    expect(ratio('release')).toBeLessThanOrEqual(3);
   }, 180_000);
 });

@@ -114,6 +114,13 @@ const adapters: Record<LockKind, LifecycleAdapter> = {
     acquireRaw: (fence, key, options) =>
       fence.lock(key, { mode: 'shared', ...(options as object) } as never),
   },
+  'lease-shared': {
+    hold: (fence, key) => fence.lease(key, { ttlMs: TTL_MS, autoRenew: true, mode: 'shared' }),
+    lose: deleteLeaseRows,
+    withHeld: (fence, key, fn) => fence.withLease(key, fn, { ttlMs: TTL_MS, mode: 'shared' }),
+    acquireRaw: (fence, key, options) =>
+      fence.lease(key, { mode: 'shared', ...(options as object) } as never),
+  },
   'lock-all': {
     hold: async (fence, key) => allAsOne(await fence.lockAll([key, `${key}/2`])),
     lose: terminateSessions,

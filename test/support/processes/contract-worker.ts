@@ -2,12 +2,12 @@
 // in turn for a while, recording entry and exit with the mutual-exclusion checker.
 // argv[2]: JSON { kind, url, schema, checker, keys, callers, durationMs, holdMs, name }
 import { createPgFence, LockTimeoutError } from '../../../src/index.js';
+import type { LockKind } from '../contract.js';
 import { CheckerClient } from '../mutex-checker.js';
 import { sleep } from '../wait.js';
 
 interface Config {
-  kind:
-    'lease' | 'advisory' | 'semaphore' | 'lease-set' | 'election' | 'advisory-shared' | 'lock-all';
+  kind: LockKind;
   url: string;
   schema: string;
   checker: string;
@@ -37,9 +37,14 @@ async function caller(index: number): Promise<void> {
       // Every fifth round only tries, so try-acquire is checked under contention too.
       const useTry = round % 5 === 0;
       let handle: { release(): Promise<boolean>; token?: bigint } | null;
-      // advisory-shared: odd callers are readers, the rest writers.
-      const mode = config.kind === 'advisory-shared' && index % 2 === 1 ? 'shared' : 'exclusive';
-      if (config.kind === 'lease' || config.kind === 'semaphore') {
+      // advisory-shared and lease-shared: odd callers are readers, the rest writers.
+      const sharedKind = config.kind === 'advisory-shared' || config.kind === 'lease-shared';
+      const mode = sharedKind && index % 2 === 1 ? 'shared' : 'exclusive';
+      if (config.kind === 'lease-shared') {
+        handle = useTry
+          ? await fence.tryLease(key, { ttlMs: 10_000, mode })
+          : await fence.lease(key, { ttlMs: 10_000, waitMs: 30_000, mode });
+      } else if (config.kind === 'lease' || config.kind === 'semaphore') {
         const kind = config.kind === 'semaphore' ? { permits: 1 } : {};
         handle = useTry
           ? await fence.tryLease(key, { ttlMs: 10_000, ...kind })
@@ -80,7 +85,7 @@ async function caller(index: number): Promise<void> {
         key,
         holder,
         config.kind === 'advisory' ? undefined : handle.token,
-        config.kind === 'advisory-shared' ? mode : undefined,
+        sharedKind ? mode : undefined,
       );
       await sleep(Math.random() * config.holdMs);
       await checker.exit(key, holder);

@@ -1,0 +1,3 @@
+import { describeLockContract } from '../support/contract.js';
+
+describeLockContract('lease-shared');
