@@ -50,7 +50,10 @@ export interface LeaderInfo {
   owner: string;
   /** The term's fencing token: a later term has a larger one. */
   token: bigint;
-  /** When the term ends unless renewed, by the database clock. */
+  /**
+   * When the term ends unless renewed, by the database clock (from `observe`, for a term that
+   * had ended before it was read: the expiry it was granted with).
+   */
   expiresAt: Date;
 }
 
@@ -524,8 +527,9 @@ export interface PgFence extends AsyncDisposable {
    */
   leader(name: string): Promise<LeaderInfo | null>;
   /**
-   * Every change of leader of `name` (or `null` when nobody leads), in token order, starting
-   * with the current one; the iteration ends when `signal` aborts.
+   * Every term of `name`, in token order, starting with the current leader (or `null`): also a
+   * term that began and ended between two reads, from the election's log; `null` when a read
+   * finds nobody leading after a term. The iteration ends when `signal` aborts.
    *
    * @example
    * ```ts

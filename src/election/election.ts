@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
-import { qualified, releasedChannel } from '../db/identifiers.js';
-import { InvalidArgumentError } from '../errors.js';
+import { qualified } from '../db/identifiers.js';
+import { InvalidArgumentError, LockTimeoutError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { validateSignal } from '../options.js';
 import type { LeaseManager } from '../lease/lease-manager.js';
@@ -9,6 +9,8 @@ import { refuseUnknownOptions } from '../util/known-options.js';
 
 const CAMPAIGN_OPTIONS = new Set(['value', 'ttlMs', 'signal', 'waitMs']);
 const MAX_VALUE_LENGTH = 4_096;
+/** Terms of one election kept in its log: an observer further behind resumes at the oldest. */
+const TERMS_KEPT = 1_000;
 
 interface LeaderRow {
   owner: string;
@@ -22,8 +24,11 @@ interface LeaderRow {
  * Leader election on leases. A term is a plain lease on the election's name: one leader at a
  * time (guarantee 1), ordered by its fencing token (guarantee 2), lost loudly (guarantee 4).
  * Candidates wait in the key's queue like any lease caller, so the next leader is the longest
- * waiting live candidate. The winner announces its term on the release channel, so observers
- * learn of it at once; a term that ends by expiry is seen at its expiry, by the database clock.
+ * waiting live candidate. The winner records its term in the election's log (`election_terms`)
+ * before `campaign` resolves, which also announces it on the release channel; observers read
+ * the log after the last term they yielded beside the current lease, so they yield every term
+ * in token order, also one that began and ended between two reads. A term that ends by expiry
+ * is seen at its expiry, by the database clock.
  * @internal
  */
 export class Election {
@@ -49,18 +54,44 @@ export class Election {
         `"value" must be a string of at most ${MAX_VALUE_LENGTH} characters`,
       );
     }
-    const term = await this.#leases.lease(key, {
-      ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
-      waitMs: options.waitMs ?? Infinity,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      autoRenew: true,
-      metadata: { value: value ?? null },
-    });
-    // Observers (and `pgfence leader --watch`) learn of the new term now, not at their next poll.
-    await this.#db
-      .query('SELECT pg_notify($1, $2)', [releasedChannel(this.#db.schema), key])
-      .catch(() => {});
-    return term;
+    const started = performance.now();
+    // The caller's waitMs as given (the lease validates it), then what is left of it.
+    let waitMs = options.waitMs ?? Infinity;
+    for (;;) {
+      const term = await this.#leases
+        .lease(key, {
+          ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+          waitMs,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+          autoRenew: true,
+          metadata: { value: value ?? null },
+        })
+        .catch((error: unknown) => {
+          // After a term given up, the wait went on with what was left: report the caller's.
+          if (error instanceof LockTimeoutError && waitMs !== options.waitMs) {
+            throw new LockTimeoutError(key, options.waitMs ?? Infinity, { cause: error });
+          }
+          throw error;
+        });
+      // The term is in the log before its leader may act, so observers never miss a term that
+      // did anything; the same statement announces it, so they learn of it now, not at a poll.
+      let recorded: boolean;
+      try {
+        const { rows } = await this.#db.query<{ recorded: boolean }>(
+          `SELECT ${qualified(this.#db.schema, 'record_term')}($1, $2, $3) AS recorded`,
+          [key, term.token.toString(), TERMS_KEPT],
+        );
+        recorded = rows[0]?.recorded === true;
+      } catch (error) {
+        await term.release().catch(() => false);
+        throw error;
+      }
+      if (recorded) return term;
+      // The term ended before it could be recorded (it outlived its TTL unrenewed, or an
+      // operator released it): nobody led in it, so campaign on.
+      await term.release().catch(() => false);
+      waitMs = Math.max(0, (options.waitMs ?? Infinity) - (performance.now() - started));
+    }
   }
 
   async leader(name: string): Promise<LeaderInfo | null> {
@@ -74,53 +105,153 @@ export class Election {
     }
     const signal = validateSignal(options.signal);
     const subscription = this.#leases.subscribe(key);
-    let last: LeaderInfo | null | undefined;
     try {
+      if (signal?.aborted) return;
+      // Where the log stood and who leads now, in one snapshot: a term recorded after it has a
+      // larger token, so a later read yields it even if it has ended by then.
+      subscription.reset();
+      const first = await this.#read(key);
+      let seen = first.newest;
+      let lastWasNull = first.leader === null;
+      if (first.leader) seen = maxToken(seen, first.leader.token);
+      if (signal?.aborted) return;
+      yield first.leader;
+      let expiresInMs = first.expiresInMs;
       while (!signal?.aborted) {
+        await this.#sleep(Math.min(this.#pollIntervalMs, expiresInMs + 5), subscription, signal);
+        if (signal?.aborted) break;
         subscription.reset();
-        const { leader, expiresInMs } = await this.#read(key);
-        const changed =
-          last === undefined ||
-          (leader === null ? last !== null : last === null || leader.token > last.token);
-        if (changed) {
-          last = leader;
-          yield leader;
+        const read = await this.#readSince(key, seen);
+        for (const term of read.terms) {
+          if (signal?.aborted) return;
+          seen = term.token;
+          lastWasNull = false;
+          yield term;
         }
-        const sleepMs = Math.min(this.#pollIntervalMs, expiresInMs + 5);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, Math.max(5, sleepMs));
-          function done(): void {
-            clearTimeout(timer);
-            signal?.removeEventListener('abort', done);
-            resolve();
-          }
-          signal?.addEventListener('abort', done, { once: true });
-          void subscription.next().then(done); // next() only ever resolves
-        });
+        if (read.current === null && !lastWasNull && read.complete) {
+          if (signal?.aborted) return;
+          lastWasNull = true;
+          yield null;
+        }
+        // More of the log is waiting: read on at once.
+        expiresInMs = read.complete ? read.expiresInMs : -5;
       }
     } finally {
       subscription.close();
     }
   }
 
-  async #read(key: string): Promise<{ leader: LeaderInfo | null; expiresInMs: number }> {
-    const { rows } = await this.#db.query<LeaderRow>(
-      `SELECT owner, token::text AS token, expires_at, clock_timestamp() AS db_now,
-              metadata->>'value' AS value
-       FROM ${qualified(this.#db.schema, 'leases')}
-       WHERE key = $1 AND token <> 0 AND expires_at > clock_timestamp()`,
+  /**
+   * Sleeps `ms`, or until the key's next release or a new term is announced, or the signal
+   * aborts. Not Cancellation.sleep: an observer lives for days, and each race against that
+   * never-settling promise would stay attached to it.
+   */
+  #sleep(
+    ms: number,
+    subscription: { next(): Promise<unknown> },
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.max(5, ms));
+      function done(): void {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+      void subscription.next().then(done); // next() only ever resolves
+    });
+  }
+
+  /**
+   * The recorded terms after `seen` and the current leader's term if it is later still, in
+   * token order, and whether anyone leads now; one snapshot.
+   */
+  async #readSince(
+    key: string,
+    seen: bigint | null,
+  ): Promise<{
+    terms: LeaderInfo[];
+    current: LeaderInfo | null;
+    expiresInMs: number;
+    /** False when the log had more terms after `seen` than one read takes. */
+    complete: boolean;
+  }> {
+    const { rows } = await this.#db.query<LeaderRow & { live: boolean }>(
+      `SELECT false AS live, t.owner, t.token::text AS token, t.expires_at,
+              clock_timestamp() AS db_now, t.value
+       FROM (SELECT * FROM ${qualified(this.#db.schema, 'election_terms')} h
+             WHERE h.key = $1 AND ($2::bigint IS NULL OR h.token > $2::bigint)
+             ORDER BY h.token LIMIT ${TERMS_KEPT}) t
+       UNION ALL
+       SELECT true, l.owner, l.token::text, l.expires_at, clock_timestamp(), l.metadata->>'value'
+       FROM ${qualified(this.#db.schema, 'leases')} l
+       WHERE l.key = $1 AND l.token <> 0 AND l.expires_at > clock_timestamp()`,
+      [key, seen === null ? null : seen.toString()],
+    );
+    const live = rows.find((r) => r.live);
+    const current = live ? leaderInfo(live) : null;
+    const logged = rows.filter((r) => !r.live);
+    // A full read may have left terms between its last and the live one: yield the live term
+    // only once the log has been read up to it, so `seen` never passes a term not yet read.
+    const complete = logged.length < TERMS_KEPT;
+    const lastLogged = logged.reduce<bigint | null>(
+      (max, r) => maxToken(max, BigInt(r.token)),
+      null,
+    );
+    const byToken = new Map<bigint, LeaderInfo>();
+    for (const row of rows) {
+      const term = leaderInfo(row);
+      if (seen !== null && term.token <= seen) continue;
+      if (row.live && !complete && lastLogged !== null && term.token > lastLogged) continue;
+      // The current term as it stands now (renewed since it was recorded).
+      if (!byToken.has(term.token) || row.live) byToken.set(term.token, term);
+    }
+    const terms = [...byToken.values()].sort((a, b) =>
+      a.token < b.token ? -1 : a.token > b.token ? 1 : 0,
+    );
+    return {
+      terms,
+      current,
+      expiresInMs: live ? live.expires_at.getTime() - live.db_now.getTime() : Infinity,
+      complete,
+    };
+  }
+
+  /** Who leads now, and the newest recorded term's token, in one snapshot. */
+  async #read(
+    key: string,
+  ): Promise<{ leader: LeaderInfo | null; expiresInMs: number; newest: bigint | null }> {
+    const { rows } = await this.#db.query<LeaderRow & { newest: string | null }>(
+      `SELECT (SELECT max(t.token) FROM ${qualified(this.#db.schema, 'election_terms')} t
+                WHERE t.key = $1)::text AS newest,
+              l.owner, l.token::text AS token, l.expires_at, clock_timestamp() AS db_now,
+              l.metadata->>'value' AS value
+       FROM (SELECT 1) AS one
+       LEFT JOIN ${qualified(this.#db.schema, 'leases')} l
+         ON l.key = $1 AND l.token <> 0 AND l.expires_at > clock_timestamp()`,
       [key],
     );
     const row = rows[0];
-    if (!row) return { leader: null, expiresInMs: Infinity };
+    const newest = row?.newest == null ? null : BigInt(row.newest);
+    if (!row || row.token === null) return { leader: null, expiresInMs: Infinity, newest };
     return {
-      leader: {
-        value: row.value,
-        owner: row.owner,
-        token: BigInt(row.token),
-        expiresAt: row.expires_at,
-      },
+      leader: leaderInfo(row),
       expiresInMs: row.expires_at.getTime() - row.db_now.getTime(),
+      newest,
     };
   }
+}
+
+function leaderInfo(row: LeaderRow): LeaderInfo {
+  return {
+    value: row.value,
+    owner: row.owner,
+    token: BigInt(row.token),
+    expiresAt: row.expires_at,
+  };
+}
+
+function maxToken(a: bigint | null, b: bigint): bigint {
+  return a === null || b > a ? b : a;
 }

@@ -40,6 +40,16 @@ const calls: Call[] = [
     (f) =>
       f.claim({ from: sql`SELECT 'a' AS key`, limit: 1, waitMs: WAIT_MS, wakeChannel: 'jobs' }),
   ],
+  ['campaign', WAIT_LIMIT_MS, (f) => f.campaign('e', { waitMs: WAIT_MS })],
+  ['leader', NO_WAIT_LIMIT_MS, (f) => f.leader('e')],
+  [
+    'observe (its first value)',
+    NO_WAIT_LIMIT_MS,
+    (f) => {
+      const changes = f.observe('e', { signal: AbortSignal.timeout(60_000) });
+      return changes[Symbol.asyncIterator]().next();
+    },
+  ],
   ['reap', NO_WAIT_LIMIT_MS, (f) => f.reap()],
   ['inspect', NO_WAIT_LIMIT_MS, (f) => f.inspect()],
 ];

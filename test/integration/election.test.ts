@@ -2,7 +2,7 @@
 // with a larger token, observers in another process see every change in token order.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../../src/index.js';
+import { InvalidArgumentError, LockError, type LeaderInfo } from '../../src/index.js';
 import { testUrl, useMigratedFence } from '../support/database.js';
 import { processScript, startScript } from '../support/spawn.js';
 import { sleep } from '../support/wait.js';
@@ -127,5 +127,160 @@ describe('leader election', () => {
 
     const bad = await t.fence.campaign(name, { value: 42 as never }).catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('observe() yields every term in token order, also terms that began and ended between two of its reads', async () => {
+    const name = unique('between');
+    const other = t.another();
+    const stop = new AbortController();
+    // An iterator that is not asked for its next value does not read: terms come and go meanwhile.
+    const changes = other.observe(name, { signal: stop.signal })[Symbol.asyncIterator]();
+    expect((await changes.next()).value).toBeNull();
+    const tokens: bigint[] = [];
+    for (const value of ['a', 'b', 'c']) {
+      const term = await t.fence.campaign(name, { value, ttlMs: 10_000 });
+      tokens.push(term.token);
+      await term.release();
+    }
+    const last = await t.fence.campaign(name, { value: 'd', ttlMs: 10_000 });
+    tokens.push(last.token);
+    const seen: (LeaderInfo | null)[] = [];
+    for (let i = 0; i < 4; i++) seen.push((await changes.next()).value as LeaderInfo | null);
+    expect(seen.map((l) => l?.token)).toEqual(tokens);
+    expect(seen.map((l) => l?.value)).toEqual(['a', 'b', 'c', 'd']);
+    expect(seen.every((l) => l?.owner === t.fence.owner)).toBe(true);
+    // The current term as it stands: its expiry is the lease's, by the database clock.
+    expect(seen[3]?.expiresAt.getTime()).toBe((await t.fence.leader(name))?.expiresAt.getTime());
+    await last.release();
+    expect((await changes.next()).value).toBeNull();
+    stop.abort();
+    expect((await changes.next()).done).toBe(true);
+
+    const { rows } = await t.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${t.schema}".election_terms WHERE key = $1`,
+      [name],
+    );
+    expect(rows[0]?.n).toBe(4);
+  });
+
+  it('a term that ends before campaign records it is not yielded, and the campaign goes on', async () => {
+    const name = unique('unrecorded');
+    const q = `"${t.schema}"`;
+    // The first time a term of this name is to be recorded, the record is refused, as it is when
+    // the term has ended already (an operator's `pgfence release` between the grant and it).
+    await t.pool.query(`CREATE TABLE ${q}.test_dropped (n int)`);
+    await t.pool.query(
+      `CREATE FUNCTION ${q}.test_release_first() RETURNS trigger LANGUAGE plpgsql AS $fn$
+       BEGIN
+         IF NEW.key = '${name}' AND NOT EXISTS (SELECT 1 FROM ${q}.test_dropped) THEN
+           INSERT INTO ${q}.test_dropped VALUES (1);
+           RETURN NULL;
+         END IF;
+         RETURN NEW;
+       END $fn$`,
+    );
+    await t.pool.query(
+      `CREATE TRIGGER test_release_first BEFORE INSERT ON ${q}.election_terms
+       FOR EACH ROW EXECUTE FUNCTION ${q}.test_release_first()`,
+    );
+    try {
+      const term = await t.fence.campaign(name, { value: 'x', ttlMs: 10_000 });
+      const { rows } = await t.pool.query<{ token: string }>(
+        `SELECT token::text AS token FROM ${q}.election_terms WHERE key = $1`,
+        [name],
+      );
+      // One term was granted and dropped; the campaign's term is the second, and the only one logged.
+      expect(rows.map((r) => BigInt(r.token))).toEqual([term.token]);
+      expect((await t.fence.leader(name))?.token).toBe(term.token);
+      await term.release();
+    } finally {
+      await t.pool.query(`DROP TRIGGER test_release_first ON ${q}.election_terms`);
+      await t.pool.query(`DROP FUNCTION ${q}.test_release_first()`);
+      await t.pool.query(`DROP TABLE ${q}.test_dropped`);
+    }
+  });
+
+  it('a record that fails gives the term up: campaign rejects with a typed error, nobody leads', async () => {
+    const name = unique('failed');
+    const q = `"${t.schema}"`;
+    await t.pool.query(
+      `CREATE FUNCTION ${q}.test_refuse_record() RETURNS trigger LANGUAGE plpgsql AS $fn$
+       BEGIN
+         IF NEW.key = '${name}' THEN RAISE EXCEPTION 'no room in the log' USING ERRCODE = '53100'; END IF;
+         RETURN NEW;
+       END $fn$`,
+    );
+    await t.pool.query(
+      `CREATE TRIGGER test_refuse_record BEFORE INSERT ON ${q}.election_terms
+       FOR EACH ROW EXECUTE FUNCTION ${q}.test_refuse_record()`,
+    );
+    try {
+      const error = await t.fence.campaign(name, { ttlMs: 10_000 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockError);
+      expect((error as { cause?: { code?: string } }).cause?.code).toBe('53100');
+      expect(await t.fence.leader(name)).toBeNull();
+    } finally {
+      await t.pool.query(`DROP TRIGGER test_refuse_record ON ${q}.election_terms`);
+      await t.pool.query(`DROP FUNCTION ${q}.test_refuse_record()`);
+    }
+  });
+
+  it('a record holds its term: a release of it waits until the term is in the log', async () => {
+    const name = unique('held');
+    const q = `"${t.schema}"`;
+    const term = await t.fence.campaign(name, { ttlMs: 10_000 });
+    const recorder = await t.pool.connect();
+    const releaser = await t.pool.connect();
+    try {
+      await recorder.query('BEGIN');
+      const { rows } = await recorder.query<{ recorded: boolean }>(
+        `SELECT ${q}.record_term($1, $2, 1000) AS recorded`,
+        [name, term.token.toString()],
+      );
+      expect(rows[0]?.recorded).toBe(true);
+      // While that record is uncommitted, the term's row cannot go (nor be taken over).
+      await releaser.query(`SET lock_timeout = '200ms'`);
+      const blocked = await releaser
+        .query(`DELETE FROM ${q}.leases WHERE key = $1`, [name])
+        .catch((e: { code?: string }) => e);
+      expect((blocked as { code?: string }).code).toBe('55P03');
+      await recorder.query('COMMIT');
+    } finally {
+      await recorder.query('ROLLBACK').catch(() => {});
+      recorder.release();
+      releaser.release();
+    }
+    expect(await term.release()).toBe(true);
+  });
+
+  it('observe() reads a log longer than one read in order, and an aborted signal yields nothing', async () => {
+    const name = unique('long');
+    const q = `"${t.schema}"`;
+    const stop = new AbortController();
+    const changes = t.fence.observe(name, { signal: stop.signal })[Symbol.asyncIterator]();
+    expect((await changes.next()).value).toBeNull();
+    // A live term, then 1,200 logged terms before it (more than one read takes), put into the
+    // log by hand after the record (whose pruning would otherwise keep the newest 1,000).
+    const live = await t.fence.campaign(name, { value: 'live', ttlMs: 10_000 });
+    await t.pool.query(
+      `INSERT INTO ${q}.election_terms (key, token, owner, value, began_at, expires_at)
+       SELECT $1, g, 'someone', 'v' || g, now(), now() FROM generate_series(1, 1200) AS g`,
+      [name],
+    );
+    const tokens: bigint[] = [];
+    for (let i = 0; i < 1201; i++) {
+      const value = (await changes.next()).value as LeaderInfo | null;
+      tokens.push(value?.token ?? -1n);
+    }
+    expect(tokens.slice(0, 1200)).toEqual(Array.from({ length: 1200 }, (_, i) => BigInt(i + 1)));
+    expect(tokens[1200]).toBe(live.token);
+    stop.abort();
+    expect((await changes.next()).done).toBe(true);
+    await live.release();
+
+    const aborted = AbortSignal.abort();
+    const none: unknown[] = [];
+    for await (const leader of t.fence.observe(name, { signal: aborted })) none.push(leader);
+    expect(none).toEqual([]);
   });
 });
