@@ -357,6 +357,149 @@ END
 $$;
 
 --
+-- Name: acquire_lease_set(text[], text, double precision, jsonb, text, bigint[], double precision); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.acquire_lease_set(p_keys text[], p_owner text, p_ttl_ms double precision, p_metadata jsonb, p_mode text, p_waiters bigint[], p_queue_ttl_ms double precision) RETURNS TABLE(key text, acquired boolean, token bigint, acquired_at timestamp with time zone, expires_at timestamp with time zone, db_now timestamp with time zone, conflict text, held_permits integer, waiter bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_lock integer;
+  v_now timestamptz;
+  v_admit record;
+  v_blocked boolean := false;
+  v_conflict boolean := false;
+  v_is_blocked boolean[];
+  v_retry timestamptz[];
+  v_conflicts text[];
+  v_held integer[];
+  v_group_live boolean[];
+  v_tokens bigint[];
+  v_expires timestamptz[];
+  v_places bigint[];
+  v_place bigint;
+  v_kept integer;
+  v_renew boolean;
+  v_gone text;
+  v_sticky bigint[];
+  i integer;
+BEGIN
+  IF p_keys IS NULL OR cardinality(p_keys) = 0 OR p_owner IS NULL OR NOT p_ttl_ms > 0
+     OR p_mode IS NULL OR p_mode NOT IN ('shared', 'exclusive')
+     OR (SELECT count(DISTINCT k) FROM unnest(p_keys) AS u(k)) <> cardinality(p_keys)
+     OR (p_waiters IS NOT NULL AND cardinality(p_waiters) <> cardinality(p_keys))
+     OR (p_queue_ttl_ms IS NOT NULL AND NOT p_queue_ttl_ms > 0) THEN
+    RAISE EXCEPTION 'acquire_lease_set: distinct keys, an owner, a positive ttl, a mode and one place per key are required'
+      USING ERRCODE = '22023';
+  END IF;
+  PERFORM set_config('synchronous_commit', 'off', true);
+  -- By the lock taken, not by key: keys whose hashtext collide share a lock.
+  FOR v_lock IN SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(-241587346, v_lock);
+  END LOOP;
+  v_now := clock_timestamp();
+  -- The set's places, all still there and live, or none of them.
+  IF p_waiters IS NOT NULL THEN
+    SELECT count(*)::integer INTO v_kept
+    FROM unnest(p_keys, p_waiters) AS u(k, id)
+    JOIN "pgfence".lease_waiters w ON w.id = u.id AND w.key = u.k AND w.owner = p_owner
+    WHERE w.expires_at > v_now;
+    IF v_kept > 0 AND v_kept = (SELECT count(u.id) FROM unnest(p_waiters) AS u(id)) THEN
+      v_places := p_waiters;
+    ELSE
+      FOR v_gone IN DELETE FROM "pgfence".lease_waiters w
+                    WHERE w.id = ANY (p_waiters) AND w.owner = p_owner RETURNING w.key LOOP
+        PERFORM pg_notify('pgfence.released', v_gone);
+      END LOOP;
+      -- Where the lost places stood, the set has kept waiting: it stands there again.
+      v_sticky := p_waiters;
+    END IF;
+  END IF;
+  FOR i IN 1 .. cardinality(p_keys) LOOP
+    SELECT * INTO v_admit
+    FROM "pgfence".lease_admits(p_keys[i], p_mode, NULL, v_places[i], v_now);
+    v_is_blocked[i] := v_admit.blocked;
+    v_retry[i] := v_admit.retry_at;
+    v_conflicts[i] := v_admit.conflict;
+    v_held[i] := v_admit.held_permits;
+    v_group_live[i] := v_admit.group_live;
+    IF v_admit.blocked THEN v_blocked := true; END IF;
+    IF v_admit.conflict IS NOT NULL THEN v_conflict := true; END IF;
+  END LOOP;
+  IF NOT v_blocked THEN
+    PERFORM set_config('synchronous_commit', 'on', true);
+    FOR i IN 1 .. cardinality(p_keys) LOOP
+      v_tokens[i] := "pgfence".next_token();
+      v_expires[i] := "pgfence".lease_grant(p_keys[i], p_owner, v_tokens[i], p_ttl_ms,
+                                                  p_metadata, p_mode, NULL, v_group_live[i], v_now);
+    END LOOP;
+  END IF;
+  IF NOT v_blocked OR v_conflict OR p_queue_ttl_ms IS NULL THEN
+    IF v_places IS NOT NULL AND v_blocked THEN
+      -- Given up (a permit count refused, or a try): wake those behind the places.
+      PERFORM "pgfence".leave_lease_queue(u.id) FROM unnest(v_places) AS u(id)
+      WHERE u.id IS NOT NULL;
+    ELSIF v_places IS NOT NULL THEN
+      -- Granted: the set now holds the keys, so nobody behind its places can go yet.
+      DELETE FROM "pgfence".lease_waiters w WHERE w.id = ANY (v_places);
+    END IF;
+    v_places := NULL;
+  ELSE
+    -- Does a key that keeps the set waiting have no place? Then new places, together.
+    v_renew := v_places IS NULL;
+    FOR i IN 1 .. cardinality(p_keys) LOOP
+      IF v_is_blocked[i] AND v_places[i] IS NULL THEN v_renew := true; END IF;
+    END LOOP;
+    IF v_renew THEN
+      IF v_places IS NOT NULL THEN
+        -- Those behind a place that goes may be first now: leave_lease_queue wakes them.
+        PERFORM "pgfence".leave_lease_queue(u.id) FROM unnest(v_places) AS u(id)
+        WHERE u.id IS NOT NULL;
+        v_sticky := v_places;
+      END IF;
+      v_places := NULL;
+      FOR i IN 1 .. cardinality(p_keys) LOOP
+        IF v_is_blocked[i] OR v_sticky[i] IS NOT NULL THEN
+          INSERT INTO "pgfence".lease_waiters (key, owner, mode, permits, enqueued_at, expires_at)
+          VALUES (p_keys[i], p_owner, p_mode, NULL, v_now,
+                  v_now + p_queue_ttl_ms * interval '1 millisecond')
+          RETURNING id INTO v_place;
+          v_places[i] := v_place;
+        END IF;
+      END LOOP;
+    ELSE
+      UPDATE "pgfence".lease_waiters w
+      SET expires_at = v_now + p_queue_ttl_ms * interval '1 millisecond'
+      WHERE w.id = ANY (v_places);
+    END IF;
+  END IF;
+  FOR i IN 1 .. cardinality(p_keys) LOOP
+    key := p_keys[i];
+    db_now := v_now;
+    waiter := v_places[i];
+    IF v_blocked THEN
+      acquired := false;
+      token := NULL;
+      acquired_at := NULL;
+      -- A key that was free in a set that was refused: nothing of its own to time.
+      expires_at := CASE WHEN v_is_blocked[i] THEN v_retry[i] END;
+      conflict := v_conflicts[i];
+      held_permits := v_held[i];
+    ELSE
+      acquired := true;
+      token := v_tokens[i];
+      acquired_at := v_now;
+      expires_at := v_expires[i];
+      conflict := NULL;
+      held_permits := NULL;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+--
 -- Name: acquire_leases(text[], text, double precision[], jsonb[]); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -561,6 +704,60 @@ BEGIN
   RETURN greatest(0, 1000 * extract(epoch FROM
     greatest(v_since, v_at.started_at) + p_delay_ms * interval '1 millisecond' - clock_timestamp()
   ))::double precision;
+END
+$$;
+
+--
+-- Name: announce_permits(text, integer, integer); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.announce_permits(p_key text, p_permits integer, p_left integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_now timestamptz := clock_timestamp();
+  v_free integer;
+  v_waiting integer;
+  v_waiter record;
+  v_everyone boolean := true;
+BEGIN
+  IF p_permits IS NOT NULL THEN
+    v_free := greatest(p_permits - p_left, 0);
+    SELECT count(*)::integer INTO v_waiting FROM (
+      SELECT 1 FROM "pgfence".lease_waiters w
+      WHERE w.key = p_key AND w.expires_at > v_now LIMIT v_free + 1) AS x;
+    IF v_waiting > v_free THEN
+      SELECT greatest(p_permits - count(*)::integer, 0) INTO v_free
+      FROM "pgfence".lease_holders h WHERE h.key = p_key AND h.expires_at > v_now;
+    END IF;
+    FOR v_waiter IN
+      SELECT w.id, w.permits FROM "pgfence".lease_waiters w
+      WHERE w.key = p_key AND w.expires_at > v_now
+      ORDER BY w.id
+      LIMIT v_free
+    LOOP
+      IF v_waiter.permits IS NULL THEN
+        -- Not a semaphore waiter (it waits for the last holder, or is refused): everyone asks.
+        v_everyone := true;
+        EXIT;
+      END IF;
+      PERFORM pg_notify('pgfence.handoff', v_waiter.id::text || ':' || p_key);
+      v_everyone := false;
+    END LOOP;
+  ELSE
+    SELECT w.id, w.mode INTO v_waiter FROM "pgfence".lease_waiters w
+    WHERE w.key = p_key AND w.expires_at > v_now
+    ORDER BY w.id
+    LIMIT 1;
+    IF FOUND AND v_waiter.mode = 'exclusive' THEN
+      PERFORM pg_notify('pgfence.handoff', v_waiter.id::text || ':' || p_key);
+      v_everyone := false;
+    END IF;
+  END IF;
+  -- Also when nobody waits: whoever is not in the queue (a claimer, an observer) may care.
+  IF v_everyone THEN
+    PERFORM pg_notify('pgfence.released', p_key);
+  END IF;
 END
 $$;
 
@@ -924,6 +1121,48 @@ END
 $$;
 
 --
+-- Name: record_term(text, bigint, integer); Type: FUNCTION; Schema: pgfence; Owner: -
+--
+
+CREATE FUNCTION pgfence.record_term(p_key text, p_token bigint, p_keep integer) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_oldest bigint;
+BEGIN
+  -- The term's row stays locked until the record commits: a release (DELETE) or a takeover
+  -- (UPDATE) of it waits, so no later term can be granted, recorded and read by an observer
+  -- before this one is in the log (the observer, past it by token, would never yield it).
+  -- A row released or taken over first is not found: the term is over, nothing is recorded.
+  PERFORM 1 FROM "pgfence".leases l
+  WHERE l.key = p_key AND l.token = p_token AND l.expires_at > clock_timestamp()
+  FOR SHARE;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  INSERT INTO "pgfence".election_terms AS t (key, token, owner, value, began_at, expires_at)
+  SELECT l.key, l.token, l.owner, l.metadata->>'value', l.acquired_at, l.expires_at
+  FROM "pgfence".leases l
+  WHERE l.key = p_key AND l.token = p_token AND l.expires_at > clock_timestamp()
+  ON CONFLICT (key, token) DO UPDATE SET expires_at = excluded.expires_at;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  SELECT t.token INTO v_oldest
+  FROM "pgfence".election_terms t
+  WHERE t.key = p_key
+  ORDER BY t.token DESC
+  OFFSET greatest(p_keep, 1) - 1
+  LIMIT 1;
+  IF v_oldest IS NOT NULL THEN
+    DELETE FROM "pgfence".election_terms t WHERE t.key = p_key AND t.token < v_oldest;
+  END IF;
+  PERFORM pg_notify('pgfence.released', p_key);
+  RETURN true;
+END
+$$;
+
+--
 -- Name: release_lease_holders(text[], bigint[]); Type: FUNCTION; Schema: pgfence; Owner: -
 --
 
@@ -941,6 +1180,8 @@ DECLARE
   v_live text[];
   v_gone integer;
   v_holders integer;
+  v_permits integer;
+  v_left integer;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   FOR v_lock IN SELECT DISTINCT hashtext(u.k) FROM unnest(p_keys) AS u(k) ORDER BY 1 LOOP
@@ -957,8 +1198,9 @@ BEGIN
   INTO v_keys, v_tokens, v_live FROM gone g;
   FOR v_key IN SELECT DISTINCT u.k FROM unnest(v_keys) AS u(k) LOOP
     SELECT count(*)::integer INTO v_gone FROM unnest(v_live) AS u(k) WHERE u.k = v_key;
-    SELECT l.holders INTO v_holders FROM "pgfence".leases l
-    WHERE l.key = v_key AND l.token = 0;
+    SELECT l.holders, (l.metadata->>'permits')::integer INTO v_holders, v_permits
+    FROM "pgfence".leases l WHERE l.key = v_key AND l.token = 0;
+    v_left := greatest(v_holders - v_gone, 0);
     IF v_holders IS NOT NULL AND v_holders - v_gone <= 0 THEN
       -- The count bounds the live holders from above: none is left.
       DELETE FROM "pgfence".leases l WHERE l.key = v_key AND l.token = 0;
@@ -974,6 +1216,7 @@ BEGIN
       -- A group from before counts were kept: as before, from its holder rows.
       SELECT max(h.expires_at), count(*)::integer INTO v_latest, v_holders
       FROM "pgfence".lease_holders h WHERE h.key = v_key AND h.expires_at > v_now;
+      v_left := coalesce(v_holders, 0);
       IF v_latest IS NULL THEN
         DELETE FROM "pgfence".leases l WHERE l.key = v_key AND l.token = 0;
       ELSE
@@ -981,7 +1224,8 @@ BEGIN
         WHERE l.key = v_key AND l.token = 0 AND l.expires_at > v_now;
       END IF;
     END IF;
-    PERFORM pg_notify('pgfence.released', v_key);
+    -- A semaphore's free permits go to the waiters at the head of its queue (announce_permits).
+    PERFORM "pgfence".announce_permits(v_key, v_permits, v_left);
   END LOOP;
   RETURN QUERY SELECT u.k, u.t FROM unnest(v_keys, v_tokens) AS u(k, t);
 END
@@ -1355,6 +1599,23 @@ CREATE FUNCTION pgfence.xact_release(p_keys text[], p_tokens bigint[], p_owner t
   RETURNING l.key, l.token
 $$;
 
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: election_terms; Type: TABLE; Schema: pgfence; Owner: -
+--
+
+CREATE TABLE pgfence.election_terms (
+    key text NOT NULL,
+    token bigint NOT NULL,
+    owner text NOT NULL,
+    value text,
+    began_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
 --
 -- Name: fence_token_counter; Type: SEQUENCE; Schema: pgfence; Owner: -
 --
@@ -1365,10 +1626,6 @@ CREATE SEQUENCE pgfence.fence_token_counter
     NO MINVALUE
     MAXVALUE 17592186044415
     CACHE 1;
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 --
 -- Name: incarnation_seen; Type: TABLE; Schema: pgfence; Owner: -
@@ -1498,6 +1755,13 @@ CREATE TABLE pgfence.token_epoch (
 --
 
 ALTER TABLE ONLY pgfence.pgfence_migrations ALTER COLUMN id SET DEFAULT nextval('pgfence.pgfence_migrations_id_seq'::regclass);
+
+--
+-- Name: election_terms election_terms_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
+--
+
+ALTER TABLE ONLY pgfence.election_terms
+    ADD CONSTRAINT election_terms_pkey PRIMARY KEY (key, token);
 
 --
 -- Name: incarnation_seen incarnation_seen_pkey; Type: CONSTRAINT; Schema: pgfence; Owner: -
