@@ -143,8 +143,8 @@ export class Election {
 
   /**
    * Sleeps `ms`, or until the key's next release or a new term is announced, or the signal
-   * aborts. Not Cancellation.sleep: an observer lives for days, and each race against that
-   * never-settling promise would stay attached to it.
+   * aborts. It resolves on abort rather than rejecting (as Cancellation.sleep would): the
+   * observer's loop ends by its own check of the signal, as an iteration that simply stops.
    */
   #sleep(
     ms: number,

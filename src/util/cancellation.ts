@@ -7,17 +7,18 @@ import { atDeadline, delay } from './timers.js';
  * @internal
  */
 export class Cancellation {
-  readonly #promise: Promise<never>;
   readonly #cleanups: (() => void)[] = [];
+  /**
+   * The rejecters of the races still pending. Not one promise that every race joins: a
+   * `Promise.race` against a promise that never settles leaves a reaction on it, holding the
+   * race and its value, until the wait ends — one per poll, for days in a `waitMs: Infinity`
+   * wait. A race here is forgotten as soon as it settles.
+   */
+  readonly #pending = new Set<(reason: unknown) => void>();
   #reason: unknown;
   #cancelled = false;
-  #reject!: (reason: unknown) => void;
 
   constructor(key: string, waitMs: number, signals: (AbortSignal | undefined)[]) {
-    this.#promise = new Promise<never>((_, reject) => {
-      this.#reject = reject;
-    });
-    this.#promise.catch(() => {});
     if (waitMs > 0 && Number.isFinite(waitMs)) {
       const stop = atDeadline(performance.now() + waitMs, () =>
         this.cancel(new LockTimeoutError(key, waitMs)),
@@ -48,13 +49,26 @@ export class Cancellation {
     if (this.#cancelled) return;
     this.#cancelled = true;
     this.#reason = reason;
-    this.#reject(reason);
+    for (const reject of this.#pending) reject(reason);
+    this.#pending.clear();
   }
 
   /** `promise`, unless the wait is cancelled first. */
   race<T>(promise: Promise<T>): Promise<T> {
     if (this.#cancelled) return Promise.reject(this.#reason);
-    return Promise.race([promise, this.#promise]);
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.add(reject);
+      promise.then(
+        (value) => {
+          this.#pending.delete(reject);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#pending.delete(reject);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** Sleeps `ms`, or until `wake` settles, unless the wait is cancelled first. */

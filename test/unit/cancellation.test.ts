@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LockTimeoutError } from '../../src/errors.js';
 import { Cancellation } from '../../src/util/cancellation.js';
@@ -113,5 +115,31 @@ describe('Cancellation', () => {
     expect(slept.state).toBe('rejected');
     expect(slept.value).toBeInstanceOf(LockTimeoutError);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('keeps nothing of a race once it has settled: a long wait does not grow with its polls', async () => {
+    vi.useRealTimers();
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const cancel = new Cancellation('k', Infinity, []);
+    const refs: WeakRef<object>[] = [];
+    // One poll: a step raced and won, then a sleep. Its own function, so no frame of the test
+    // holds its value afterwards.
+    const poll = async (n: number): Promise<void> => {
+      const value = { n };
+      refs.push(new WeakRef(value));
+      await cancel.race(Promise.resolve(value));
+      await cancel.sleep(0);
+    };
+    for (let n = 0; n < 100; n += 1) await poll(n);
+    // A WeakRef keeps its target until the current job ends; collect after it.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(refs.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+    // Still cancellable after all those races.
+    const last = watch(cancel.race(new Promise(() => {})));
+    cancel.cancel(new Error('closing'));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(last.state).toBe('rejected');
   });
 });
