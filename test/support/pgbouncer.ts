@@ -43,7 +43,13 @@ export async function startPgBouncer(options: {
   await chmod(dir, 0o777);
   const port = await freePort();
   const users = options.users ?? ['postgres'];
-  await writeFile(join(dir, 'users.txt'), users.map((u) => `"${u}" ""`).join('\n') + '\n');
+  // Clients log in by trust; PgBouncer logs in to the server with the password written here
+  // (the one in [databases] is not used for a user it does not force).
+  const password = options.serverPassword ?? '';
+  await writeFile(
+    join(dir, 'users.txt'),
+    users.map((u) => `"${u}" "${password}"`).join('\n') + '\n',
+  );
   await writeFile(
     join(dir, 'pgbouncer.ini'),
     [
