@@ -42,18 +42,9 @@ export class HeldTurnstiles {
       this.#held.clear();
     }
     if (!this.#session) {
-      const pending = this.#waits.checkout();
-      const checkout = await settle(pending, deadline, signal);
-      if (checkout.kind === 'timeout' || checkout.kind === 'aborted') {
-        // A session that opens after all goes back at once.
-        void pending.then((s) => s && this.#waits.checkin(s)).catch(() => {});
-      }
-      if (checkout.kind === 'aborted') throw signal!.reason;
-      if (checkout.kind === 'failed' && checkout.error instanceof SessionChangedError) {
-        throw checkout.error;
-      }
-      if (checkout.kind !== 'done' || !checkout.value) return;
-      this.#session = checkout.value;
+      const checkout = await this.#waits.checkoutWithin(deadline, signal);
+      if (checkout === null || checkout === 'timeout') return;
+      this.#session = checkout;
     }
     const session = this.#session;
     const missing = [...this.#wanted].filter((id) => !this.#held.has(id));

@@ -438,15 +438,9 @@ export class SessionLockManager {
     deadline: number,
     signal: AbortSignal | undefined,
   ): Promise<SessionLock | 'timeout' | 'poll' | 'passed-on'> {
-    const checkout = await settle(this.#waits.checkout(), deadline, signal);
-    if (checkout.kind === 'aborted') throw signal!.reason;
-    if (checkout.kind === 'timeout') return 'timeout';
-    if (checkout.kind === 'failed' && checkout.error instanceof SessionChangedError) {
-      this.#noteChange(checkout.error);
-      throw checkout.error;
-    }
-    if (checkout.kind === 'failed' || !checkout.value) return 'poll';
-    const session = checkout.value;
+    const session = await this.#checkoutWait(deadline, signal);
+    if (session === 'timeout') return 'timeout';
+    if (session === null) return 'poll';
     // A fresh wait session may have reached another server than the shared one did.
     const passed = await this.#passLockDelay(session, deadline, signal);
     if (passed !== 'passed') return passed;
@@ -523,18 +517,8 @@ export class SessionLockManager {
     signal: AbortSignal | undefined,
     own?: AdvisorySession,
   ): Promise<boolean> {
-    let session = own;
-    if (!session) {
-      const checkout = await settle(this.#waits.checkout(), deadline, signal);
-      if (checkout.kind === 'aborted') throw signal!.reason;
-      if (checkout.kind === 'failed' && checkout.error instanceof SessionChangedError) {
-        this.#noteChange(checkout.error);
-        throw checkout.error;
-      }
-      if (checkout.kind !== 'done' || !checkout.value) return false;
-      session = checkout.value;
-    }
-    const waitSession = session;
+    const session = own ?? (await this.#checkoutWait(deadline, signal));
+    if (session === null || session === 'timeout') return false;
     this.#ensureOpen();
     try {
       await waitInServer({
@@ -549,7 +533,7 @@ export class SessionLockManager {
         cancel: (pid) => this.#db.query('SELECT pg_cancel_backend($1)', [pid]),
         // A session of the caller's own (holding its turnstiles) stays the caller's.
         free: (reusable) => {
-          if (!own) this.#waits.checkin(waitSession, reusable);
+          if (!own) this.#waits.checkin(session, reusable);
         },
       });
     } catch (error) {
@@ -717,6 +701,19 @@ export class SessionLockManager {
       this.#options.onError(error);
     } catch {
       // a failing error callback must not stop the loss from being handled
+    }
+  }
+
+  /** A wait session by `deadline` (see `WaitSessions.checkoutWithin`); a pooler sign is noted. */
+  async #checkoutWait(
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<AdvisorySession | 'timeout' | null> {
+    try {
+      return await this.#waits.checkoutWithin(deadline, signal);
+    } catch (error) {
+      if (error instanceof SessionChangedError) this.#noteChange(error);
+      throw error;
     }
   }
 

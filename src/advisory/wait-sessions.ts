@@ -1,4 +1,6 @@
 import type { Database } from '../db/database.js';
+import { SessionChangedError } from '../errors.js';
+import { settle } from '../util/settle.js';
 import { AdvisorySession, type SessionEnd } from './advisory-session.js';
 
 /**
@@ -63,6 +65,29 @@ export class WaitSessions {
     } finally {
       this.#opening -= 1;
     }
+  }
+
+  /**
+   * `checkout()` for a wait that ends at `deadline` or when `signal` aborts: the session,
+   * 'timeout', or null when none can be had (all in use, or opening one failed). Rejects with
+   * the signal's reason, or with the `SessionChangedError` of a new session whose backend is
+   * not its own (a pooler). A session that opens after the wait gave up on it comes back here
+   * at once: otherwise it would stay open, counted against `MAX_WAIT_SESSIONS`, serving nobody.
+   */
+  async checkoutWithin(
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<AdvisorySession | 'timeout' | null> {
+    const pending = this.checkout();
+    const outcome = await settle(pending, deadline, signal);
+    if (outcome.kind === 'done') return outcome.value;
+    if (outcome.kind === 'timeout' || outcome.kind === 'aborted') {
+      void pending.then((late) => late && this.checkin(late)).catch(() => {});
+    }
+    if (outcome.kind === 'aborted') throw signal!.reason;
+    if (outcome.kind === 'timeout') return 'timeout';
+    if (outcome.error instanceof SessionChangedError) throw outcome.error;
+    return null;
   }
 
   /** Every open wait session. */
