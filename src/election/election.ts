@@ -5,6 +5,7 @@ import { validateKey } from '../keys.js';
 import { validateSignal } from '../options.js';
 import type { LeaseManager } from '../lease/lease-manager.js';
 import type { CampaignOptions, Lease, LeaderInfo, ObserveOptions } from '../types.js';
+import { Cancellation } from '../util/cancellation.js';
 import { refuseUnknownOptions } from '../util/known-options.js';
 
 const CAMPAIGN_OPTIONS = new Set(['value', 'ttlMs', 'signal', 'waitMs']);
@@ -55,8 +56,9 @@ export class Election {
       );
     }
     const started = performance.now();
-    // The caller's waitMs as given (the lease validates it), then what is left of it.
-    let waitMs = options.waitMs ?? Infinity;
+    // The caller's wait (the lease validates it), then what is left of it.
+    const askedMs = options.waitMs ?? Infinity;
+    let waitMs = askedMs;
     for (;;) {
       const term = await this.#leases
         .lease(key, {
@@ -68,8 +70,8 @@ export class Election {
         })
         .catch((error: unknown) => {
           // After a term given up, the wait went on with what was left: report the caller's.
-          if (error instanceof LockTimeoutError && waitMs !== options.waitMs) {
-            throw new LockTimeoutError(key, options.waitMs ?? Infinity, { cause: error });
+          if (error instanceof LockTimeoutError && waitMs !== askedMs) {
+            throw new LockTimeoutError(key, askedMs, { cause: error });
           }
           throw error;
         });
@@ -90,7 +92,7 @@ export class Election {
       // The term ended before it could be recorded (it outlived its TTL unrenewed, or an
       // operator released it): nobody led in it, so campaign on.
       await term.release().catch(() => false);
-      waitMs = Math.max(0, (options.waitMs ?? Infinity) - (performance.now() - started));
+      waitMs = Math.max(0, askedMs - (performance.now() - started));
     }
   }
 
@@ -105,6 +107,8 @@ export class Election {
     }
     const signal = validateSignal(options.signal);
     const subscription = this.#leases.subscribe(key);
+    // Ends the sleeps between reads when the signal aborts (an observer has no waitMs).
+    const ended = new Cancellation(key, Infinity, [signal]);
     try {
       if (signal?.aborted) return;
       // Where the log stood and who leads now, in one snapshot: a term recorded after it has a
@@ -118,7 +122,10 @@ export class Election {
       yield first.leader;
       let expiresInMs = first.expiresInMs;
       while (!signal?.aborted) {
-        await this.#sleep(Math.min(this.#pollIntervalMs, expiresInMs + 5), subscription, signal);
+        // Until the poll, the key's next release or a new term's announcement, or the abort
+        // (which rejects: the check below ends the iteration).
+        const sleepMs = Math.max(5, Math.min(this.#pollIntervalMs, expiresInMs + 5));
+        await ended.sleep(sleepMs, subscription.next()).catch(() => {});
         if (signal?.aborted) break;
         subscription.reset();
         const read = await this.#readSince(key, seen);
@@ -137,30 +144,9 @@ export class Election {
         expiresInMs = read.complete ? read.expiresInMs : -5;
       }
     } finally {
+      ended.dispose();
       subscription.close();
     }
-  }
-
-  /**
-   * Sleeps `ms`, or until the key's next release or a new term is announced, or the signal
-   * aborts. It resolves on abort rather than rejecting (as Cancellation.sleep would): the
-   * observer's loop ends by its own check of the signal, as an iteration that simply stops.
-   */
-  #sleep(
-    ms: number,
-    subscription: { next(): Promise<unknown> },
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.max(5, ms));
-      function done(): void {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      }
-      signal?.addEventListener('abort', done, { once: true });
-      void subscription.next().then(done); // next() only ever resolves
-    });
   }
 
   /**
