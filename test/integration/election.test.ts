@@ -47,6 +47,35 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20
 describe('leader election', () => {
   const t = useMigratedFence();
 
+  /**
+   * Runs `test` with a BEFORE INSERT trigger `name` on the election log: its PL/pgSQL `body`
+   * runs before `RETURN NEW`. The trigger and its function are dropped afterwards.
+   */
+  async function withRecordTrigger(
+    name: string,
+    body: string,
+    test: () => Promise<void>,
+  ): Promise<void> {
+    const q = `"${t.schema}"`;
+    await t.pool.query(
+      `CREATE FUNCTION ${q}.${name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+       BEGIN
+         ${body}
+         RETURN NEW;
+       END $fn$`,
+    );
+    await t.pool.query(
+      `CREATE TRIGGER ${name} BEFORE INSERT ON ${q}.election_terms
+       FOR EACH ROW EXECUTE FUNCTION ${q}.${name}()`,
+    );
+    try {
+      await test();
+    } finally {
+      await t.pool.query(`DROP TRIGGER ${name} ON ${q}.election_terms`);
+      await t.pool.query(`DROP FUNCTION ${q}.${name}()`);
+    }
+  }
+
   it('elects one leader at a time; a SIGKILLed leader is replaced within TTL + 1 s with a larger token', async () => {
     const name = unique('scheduler');
     const ttlMs = 2_000;
@@ -169,60 +198,42 @@ describe('leader election', () => {
     // The first time a term of this name is to be recorded, the record is refused, as it is when
     // the term has ended already (an operator's `pgfence release` between the grant and it).
     await t.pool.query(`CREATE TABLE ${q}.test_dropped (n int)`);
-    await t.pool.query(
-      `CREATE FUNCTION ${q}.test_release_first() RETURNS trigger LANGUAGE plpgsql AS $fn$
-       BEGIN
-         IF NEW.key = '${name}' AND NOT EXISTS (SELECT 1 FROM ${q}.test_dropped) THEN
-           INSERT INTO ${q}.test_dropped VALUES (1);
-           RETURN NULL;
-         END IF;
-         RETURN NEW;
-       END $fn$`,
-    );
-    await t.pool.query(
-      `CREATE TRIGGER test_release_first BEFORE INSERT ON ${q}.election_terms
-       FOR EACH ROW EXECUTE FUNCTION ${q}.test_release_first()`,
-    );
     try {
-      const term = await t.fence.campaign(name, { value: 'x', ttlMs: 10_000 });
-      const { rows } = await t.pool.query<{ token: string }>(
-        `SELECT token::text AS token FROM ${q}.election_terms WHERE key = $1`,
-        [name],
+      await withRecordTrigger(
+        'test_release_first',
+        `IF NEW.key = '${name}' AND NOT EXISTS (SELECT 1 FROM ${q}.test_dropped) THEN
+         INSERT INTO ${q}.test_dropped VALUES (1);
+         RETURN NULL;
+       END IF;`,
+        async () => {
+          const term = await t.fence.campaign(name, { value: 'x', ttlMs: 10_000 });
+          const { rows } = await t.pool.query<{ token: string }>(
+            `SELECT token::text AS token FROM ${q}.election_terms WHERE key = $1`,
+            [name],
+          );
+          // One term was granted and dropped; the campaign's term is the second, and the only one logged.
+          expect(rows.map((r) => BigInt(r.token))).toEqual([term.token]);
+          expect((await t.fence.leader(name))?.token).toBe(term.token);
+          await term.release();
+        },
       );
-      // One term was granted and dropped; the campaign's term is the second, and the only one logged.
-      expect(rows.map((r) => BigInt(r.token))).toEqual([term.token]);
-      expect((await t.fence.leader(name))?.token).toBe(term.token);
-      await term.release();
     } finally {
-      await t.pool.query(`DROP TRIGGER test_release_first ON ${q}.election_terms`);
-      await t.pool.query(`DROP FUNCTION ${q}.test_release_first()`);
       await t.pool.query(`DROP TABLE ${q}.test_dropped`);
     }
   });
 
   it('a record that fails gives the term up: campaign rejects with a typed error, nobody leads', async () => {
     const name = unique('failed');
-    const q = `"${t.schema}"`;
-    await t.pool.query(
-      `CREATE FUNCTION ${q}.test_refuse_record() RETURNS trigger LANGUAGE plpgsql AS $fn$
-       BEGIN
-         IF NEW.key = '${name}' THEN RAISE EXCEPTION 'no room in the log' USING ERRCODE = '53100'; END IF;
-         RETURN NEW;
-       END $fn$`,
+    await withRecordTrigger(
+      'test_refuse_record',
+      `IF NEW.key = '${name}' THEN RAISE EXCEPTION 'no room in the log' USING ERRCODE = '53100'; END IF;`,
+      async () => {
+        const error = await t.fence.campaign(name, { ttlMs: 10_000 }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockError);
+        expect((error as { cause?: { code?: string } }).cause?.code).toBe('53100');
+        expect(await t.fence.leader(name)).toBeNull();
+      },
     );
-    await t.pool.query(
-      `CREATE TRIGGER test_refuse_record BEFORE INSERT ON ${q}.election_terms
-       FOR EACH ROW EXECUTE FUNCTION ${q}.test_refuse_record()`,
-    );
-    try {
-      const error = await t.fence.campaign(name, { ttlMs: 10_000 }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(LockError);
-      expect((error as { cause?: { code?: string } }).cause?.code).toBe('53100');
-      expect(await t.fence.leader(name)).toBeNull();
-    } finally {
-      await t.pool.query(`DROP TRIGGER test_refuse_record ON ${q}.election_terms`);
-      await t.pool.query(`DROP FUNCTION ${q}.test_refuse_record()`);
-    }
   });
 
   it('a record holds its term: a release of it waits until the term is in the log', async () => {
